@@ -1,0 +1,154 @@
+"""Rendering results as v4 response bodies (plain dicts, serialised with orjson).
+
+Every key of the v4 schemas is present, with ``null`` where there is nothing to report, as the
+v4 examples show.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from chatgate.services.chat import ChatInput, ChatOutcome
+
+
+def iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def chat_response(request: ChatInput, outcome: ChatOutcome) -> dict[str, Any]:
+    inputs = request.inputs if request.return_inputs else {}
+    data = []
+    for log_id, sample in zip(outcome.log_ids, outcome.samples, strict=True):
+        output_message = sample.output_message.to_v4()
+        data.append(
+            {
+                "id": log_id,
+                "index": sample.index,
+                "output": sample.output,
+                "raw_output": sample.raw_output,
+                "inputs": inputs,
+                "finish_reason": sample.finish_reason,
+                "model_config_id": outcome.config_id,
+                "tool_results": [],
+                "messages": outcome.messages,
+                "tool_call": output_message["tool_call"],
+                "tool_calls": output_message["tool_calls"],
+                "output_message": output_message,
+            }
+        )
+    return {
+        "project_id": outcome.project_id,
+        "num_samples": request.num_samples,
+        "logprobs": None,
+        "suffix": None,
+        "user": request.user,
+        "data": data,
+        "usage": outcome.usage.to_v4() if outcome.usage else None,
+        "metadata": request.metadata,
+        "provider_responses": outcome.provider_responses,
+        "provider_request": outcome.provider_request,
+        "session_id": outcome.session_id,
+        "tool_choice": request.tool_choice,
+    }
+
+
+def model_config_response(
+    config_id: str, body: dict[str, Any], name: str | None, description: str | None
+) -> dict[str, Any]:
+    """A stored config (its identity body) as the v4 ``ModelConfigResponse``."""
+    return {
+        **body,
+        "id": config_id,
+        "type": "model",
+        "name": name,
+        "description": description,
+        "prompt_template": None,
+        "tool_configs": [],
+    }
+
+
+def log_response(row: dict[str, Any], config: dict[str, Any] | None) -> dict[str, Any]:
+    """A stored log as the v4 ``LogResponse``."""
+    prompt, output = row["prompt_tokens"], row["output_tokens"]
+    return {
+        "id": row["id"],
+        "project": row["project_name"],
+        "project_id": row["project_id"],
+        "session_id": row["session_id"],
+        "session_reference_id": row["session_reference_id"],
+        "parent_id": row["parent_id"],
+        "parent_reference_id": row["parent_reference_id"],
+        "reference_id": row["reference_id"],
+        "inputs": row["inputs"],
+        "source": row["source"],
+        "metadata": row["metadata"],
+        "save": row["save"],
+        "source_datapoint_id": row["source_datapoint_id"],
+        "messages": row["messages"],
+        "output": row["output"],
+        "raw_output": row["raw_output"],
+        "output_message": row["output_message"],
+        "finish_reason": row["finish_reason"],
+        "judgment": None,
+        "config_id": row["config_id"],
+        "config": model_config_response(
+            config["id"], config["body"], config["name"], config["description"]
+        )
+        if config
+        else None,
+        "environment": None,
+        "feedback": [],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["created_at"]),
+        "error": row["error"],
+        "stdout": None,
+        "duration": row["duration"],
+        "provider_latency": row["provider_latency"],
+        "prompt_tokens": prompt,
+        "output_tokens": output,
+        "reasoning_tokens": row["reasoning_tokens"],
+        "tokens": prompt + output if prompt is not None and output is not None else None,
+        "prompt_cost": None,
+        "output_cost": None,
+        "provider_request": row["provider_request"],
+        "provider_response": row["provider_response"],
+        "user": row["user"],
+        "tools": row["tools"] or [],
+        "tool_choice": row["tool_choice"],
+        "evaluation_results": [],
+        "observability_status": "completed",
+        "batch_ids": [],
+    }
+
+
+def session_response(summary: dict[str, Any]) -> dict[str, Any]:
+    """A session summary as the v4 ``SessionResponse``."""
+    return {
+        "id": summary["id"],
+        "reference_id": summary["reference_id"],
+        "projects": [
+            {
+                "id": p["id"],
+                "name": p["name"],
+                "active_config": None,
+                "users": [],
+                "data_count": None,
+                "feedback_types": [],
+                "team_id": p["org_id"],
+                "config_type": "model",
+                "active_evaluators": [],
+                "directory_id": None,
+                "created_at": iso(p["created_at"]),
+                "updated_at": iso(p["updated_at"]),
+            }
+            for p in summary["projects"]
+        ],
+        "datapoints_count": summary["datapoints_count"],
+        "first_inputs": summary["first_inputs"],
+        "last_output": summary["last_output"],
+        "created_at": iso(summary["created_at"]),
+        "updated_at": iso(summary["updated_at"]),
+    }

@@ -1,0 +1,40 @@
+"""v4 Chats: ``POST /chat``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from chatgate.api.body import openapi_body, parse_body
+from chatgate.api.deps import OrgDep, StateDep
+from chatgate.api.errors import json_response
+from chatgate.api.render import chat_response
+from chatgate.api.schemas.chat import ChatRequest, ChatResponse, to_input
+from chatgate.api.schemas.common import ErrorResponse, HTTPValidationError
+from chatgate.errors import NotImplementedByServer
+
+router = APIRouter(tags=["Chats"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    422: {"model": HTTPValidationError, "description": "Validation Error"},
+    "4XX": {"model": ErrorResponse, "description": "Request or provider error"},
+    "5XX": {"model": ErrorResponse, "description": "Server or provider error"},
+}
+
+
+@router.post(
+    "/chat",
+    response_model=ChatResponse,
+    responses=_ERRORS,
+    summary="Chat",
+    operation_id="Chats_create",
+    description="Get a chat response by providing details of the model configuration in the request.",
+    openapi_extra=openapi_body(ChatRequest),
+)
+async def chat(http_request: Request, principal: OrgDep, state: StateDep) -> Response:
+    body = await parse_body(http_request, ChatRequest)
+    request = to_input(body, body.config)
+    if request.stream:
+        raise NotImplementedByServer("stream: true is not supported by this server yet")
+    outcome = await state.chat.chat(principal, request)
+    return json_response(chat_response(request, outcome))

@@ -1,0 +1,100 @@
+"""The ASGI application: ``create_app(settings)``.
+
+The lifespan opens the store (bringing its schema up to date), starts the log writer and opens the
+one pooled upstream HTTP session; on shutdown it drains the writer before closing the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.responses import Response
+
+from chatgate import __version__
+from chatgate.api import errors
+from chatgate.api.body import add_body_schemas
+from chatgate.api.errors import json_response
+from chatgate.api.routes import chat, logs
+from chatgate.api.schemas.chat import ChatRequest
+from chatgate.providers import build_registry
+from chatgate.providers._http import create_session
+from chatgate.services.auth import Authenticator
+from chatgate.services.chat import ChatService
+from chatgate.services.credentials import CredentialResolver, fernet_for, load_or_create_secret
+from chatgate.services.resolve import Resolver
+from chatgate.settings import Settings
+from chatgate.state import AppState
+from chatgate.store.sql import Store
+from chatgate.store.writer import LogWriter
+
+_LAST_USED_FLUSH_SECONDS = 30.0
+
+
+async def _flush_last_used(auth: Authenticator) -> None:
+    while True:
+        await asyncio.sleep(_LAST_USED_FLUSH_SECONDS)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(auth.flush_last_used)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(
+            settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
+        await asyncio.to_thread(store.upgrade)
+        writer = LogWriter(store, queue_size=settings.writer_queue_size)
+        writer.start()
+        http = create_session(
+            total_timeout=settings.provider_timeout_seconds,
+            connect_timeout=settings.provider_connect_timeout_seconds,
+        )
+        auth = Authenticator(store, settings.auth_cache_seconds)
+        credentials = CredentialResolver(
+            store, fernet_for(load_or_create_secret(settings)), settings.vendor_env
+        )
+        service = ChatService(
+            registry=build_registry(settings.providers, settings.vendor_env),
+            resolver=Resolver(store),
+            credentials=credentials,
+            writer=writer,
+            http=http,
+            durable=settings.log_commit == "durable",
+        )
+        app.state.chatgate = AppState(settings, store, writer, http, auth, service)
+        flusher = asyncio.create_task(_flush_last_used(auth))
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            await writer.close()
+            await http.close()
+            await asyncio.to_thread(auth.flush_last_used)
+            store.close()
+
+    app = FastAPI(
+        title="chatgate",
+        version=__version__,
+        description="A self-hosted server for Humanloop's v4 REST API.",
+        lifespan=lifespan,
+        openapi_url="/v4/openapi.json",
+        docs_url="/v4/docs",
+        redoc_url=None,
+    )
+    errors.install(app)
+    app.include_router(chat.router, prefix="/v4")
+    app.include_router(logs.router, prefix="/v4")
+    add_body_schemas(app, [ChatRequest])
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return json_response({"status": "ok", "version": __version__})
+
+    return app

@@ -1,0 +1,216 @@
+"""The ``chatgate`` command: thin commands over the store and the services."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from chatgate.settings import Settings
+from chatgate.store.sql import Store
+
+app = typer.Typer(
+    help="chatgate: a self-hosted server for Humanloop's v4 API.", no_args_is_help=True
+)
+keys_app = typer.Typer(help="Manage chatgate API keys (X-API-KEY).", no_args_is_help=True)
+provider_keys_app = typer.Typer(
+    help="Manage an organisation's saved provider keys.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(provider_keys_app, name="provider-keys")
+app.add_typer(db_app, name="db")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _store(settings: Settings) -> Store:
+    store = Store(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    store.upgrade()
+    return store
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "never"
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _org_id(store: Store, name: str) -> str:
+    org_id = store.org_id_by_name(name)
+    if org_id is None:
+        err_console.print(
+            f"[red]no organisation named {name!r}[/red] (create one with `chatgate keys create --org {name}`)"
+        )
+        raise typer.Exit(1)
+    return org_id
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the server. On first start, create an organisation and print its API key."""
+    import uvicorn
+
+    from chatgate.app import create_app
+    from chatgate.services.auth import create_key
+    from chatgate.services.credentials import load_or_create_secret
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    store = _store(settings)
+    load_or_create_secret(settings)
+    url = f"http://{host}:{port}/v4"
+    if store.count_orgs() == 0:
+        key, _prefix = create_key(store, "default")
+        console.print("[bold]First start:[/bold] created organisation [cyan]default[/cyan].")
+        console.print("API key (shown once; store it now):")
+        print(key, flush=True)
+    store.close()
+    console.print(f"Database: {settings.resolved_database_url}")
+    console.print(f'chatgate is listening on [bold]{url}[/bold]  (Humanloop(host="{url}"))')
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[str, typer.Option(help="Organisation name (created if new).")],
+) -> None:
+    """Create an API key; the key alone is printed on the last line."""
+    from chatgate.services.auth import create_key
+
+    store = _store(Settings())
+    key, prefix = create_key(store, org)
+    err_console.print(f"Created key {prefix}… for organisation {org!r}. It is shown only once:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(
+    org: Annotated[str | None, typer.Option(help="Only this organisation.")] = None,
+) -> None:
+    """List keys: prefix, organisation, created, last used (never the key itself)."""
+    store = _store(Settings())
+    org_id = _org_id(store, org) if org else None
+    table = Table("prefix", "org", "created", "last used", "status")
+    for row in store.list_api_keys(org_id):
+        table.add_row(
+            row.prefix,
+            row.org_name,
+            _when(row.created_at),
+            _when(row.last_used_at),
+            "revoked" if row.revoked_at else "active",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    prefix: Annotated[str, typer.Argument(help="The key's prefix, as `keys list` shows.")],
+) -> None:
+    """Revoke a key (servers stop accepting it within CHATGATE_AUTH_CACHE_SECONDS)."""
+    store = _store(Settings())
+    if not store.revoke_api_key(prefix):
+        err_console.print(f"[red]no active key with prefix {prefix!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"Revoked {prefix}.")
+
+
+@provider_keys_app.command("set")
+def provider_keys_set(
+    provider: Annotated[str, typer.Argument(help="Provider name, e.g. openai.")],
+    org: Annotated[str, typer.Option(help="Organisation name.")],
+) -> None:
+    """Save a provider key for an organisation, read from stdin, encrypted at rest."""
+    from chatgate.services.credentials import fernet_for, load_or_create_secret, save_provider_key
+
+    settings = Settings()
+    store = _store(settings)
+    org_id = _org_id(store, org)
+    key = sys.stdin.readline().strip()
+    if not key:
+        err_console.print(
+            "[red]no key on stdin[/red] (e.g. `printenv OPENAI_API_KEY | chatgate provider-keys set --org acme openai`)"
+        )
+        raise typer.Exit(1)
+    save_provider_key(store, fernet_for(load_or_create_secret(settings)), org_id, provider, key)
+    console.print(f"Saved the {provider} key for {org!r}.")
+
+
+@app.command()
+def logs(
+    org: Annotated[str | None, typer.Option(help="Only this organisation.")] = None,
+    project: Annotated[str | None, typer.Option(help="Only this project (name or pr_ id).")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Show recent logs."""
+    store = _store(Settings())
+    org_id = _org_id(store, org) if org else None
+    project_id = None
+    if project:
+        if project.startswith("pr_"):
+            project_id = project
+        elif org_id:
+            project_id = store.project_id_by_name(org_id, project)
+            if project_id is None:
+                err_console.print(f"[red]no project named {project!r} in {org!r}[/red]")
+                raise typer.Exit(1)
+        else:
+            err_console.print("[red]--project by name needs --org[/red]")
+            raise typer.Exit(1)
+    rows = store.recent_logs(org_id=org_id, project_id=project_id, limit=limit)
+    if as_json:
+        for row in rows:
+            row.pop("org_id", None)
+            sys.stdout.write(orjson.dumps(row, default=str).decode() + "\n")
+        return
+    table = Table("created", "id", "project", "model", "finish", "tokens", "ms", "output / error")
+    for row in rows:
+        tokens = (
+            f"{row['prompt_tokens']}+{row['output_tokens']}"
+            if row["prompt_tokens"] is not None
+            else "-"
+        )
+        text = row["error"] or (row["output"] or "")
+        table.add_row(
+            _when(row["created_at"]),
+            row["id"],
+            row["project_name"],
+            f"{row['provider']}/{row['model']}",
+            row["finish_reason"] or "-",
+            tokens,
+            f"{row['duration'] * 1000:.0f}" if row["duration"] is not None else "-",
+            text.replace("\n", " ")[:60],
+        )
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations."""
+    settings = Settings()
+    _store(settings).close()
+    console.print(f"Database is up to date: {settings.resolved_database_url}")
+
+
+def main() -> None:
+    app()

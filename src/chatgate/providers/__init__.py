@@ -1,0 +1,80 @@
+"""The provider table: provider name -> wire protocol, base URL and credentials. No if/elif.
+
+Rows for the v4 ``ModelProviders`` that this server does not translate yet are listed in
+:data:`NOT_YET_SUPPORTED`; asking for them is a 501 that says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from chatgate.providers.base import ProviderSpec, Wire
+from chatgate.providers.mock import MockWire
+from chatgate.providers.openai_chat import OpenAIChatWire
+from chatgate.settings import NamedProvider
+
+WIRES: Mapping[str, Wire] = {"openai": OpenAIChatWire(), "mock": MockWire()}
+
+BUILTIN: Mapping[str, ProviderSpec] = {
+    spec.name: spec
+    for spec in (
+        ProviderSpec("mock", wire="mock", origin="mock", requires_key=False),
+        ProviderSpec(
+            "openai",
+            wire="openai",
+            origin="OpenAI",
+            base_url="https://api.openai.com/v1",
+            key_env="OPENAI_API_KEY",
+            base_url_env="OPENAI_BASE_URL",
+        ),
+        ProviderSpec(
+            "groq",
+            wire="openai",
+            origin="Groq",
+            base_url="https://api.groq.com/openai/v1",
+            key_env="GROQ_API_KEY",
+            base_url_env="GROQ_BASE_URL",
+        ),
+        ProviderSpec(
+            "deepseek",
+            wire="openai",
+            origin="DeepSeek",
+            base_url="https://api.deepseek.com",
+            key_env="DEEPSEEK_API_KEY",
+            base_url_env="DEEPSEEK_BASE_URL",
+        ),
+    )
+}
+
+#: v4 ModelProviders whose wire translation has not landed yet.
+NOT_YET_SUPPORTED = frozenset(
+    {"openai_azure", "anthropic", "bedrock", "cohere", "replicate", "google"}
+)
+
+
+def build_registry(
+    named: Mapping[str, NamedProvider], environ: Mapping[str, str]
+) -> dict[str, ProviderSpec]:
+    """The built-in rows (base URLs overridden by the vendor variables) plus the operator's."""
+    registry: dict[str, ProviderSpec] = {}
+    for name, spec in BUILTIN.items():
+        base_url = environ.get(spec.base_url_env, "") if spec.base_url_env else ""
+        registry[name] = ProviderSpec(
+            spec.name,
+            spec.wire,
+            spec.origin,
+            base_url or spec.base_url,
+            spec.key_env,
+            spec.base_url_env,
+            spec.requires_key,
+        )
+    for name, named_provider in named.items():
+        registry[name] = ProviderSpec(
+            name,
+            wire=named_provider.wire,
+            origin=name,
+            base_url=named_provider.base_url,
+            key_env=named_provider.api_key_env,
+            requires_key=named_provider.api_key_env is not None,
+        )
+    return registry

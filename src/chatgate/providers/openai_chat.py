@@ -1,0 +1,202 @@
+"""The OpenAI Chat Completions wire (``POST {base_url}/chat/completions``).
+
+Spoken by OpenAI, Groq, DeepSeek and every OpenAI-compatible server an operator names
+(Ollama, vLLM, llama.cpp, LM Studio).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+
+from chatgate.domain import ChatCall, Message, Usage
+from chatgate.errors import InvalidRequest, NotImplementedByServer, ProviderError
+from chatgate.providers import _http
+from chatgate.providers.base import ProviderSpec, Upstream
+from chatgate.providers.profiles import uses_max_completion_tokens
+from chatgate.streaming import (
+    Finish,
+    RawResponse,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    UsageReport,
+)
+
+#: OpenAI finish reasons -> v4 (v4 documents stop, length and tool_call).
+FINISH_REASONS: dict[str, str] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_call",
+    "function_call": "tool_call",
+    "content_filter": "content_filter",
+}
+
+REASONING_EFFORTS = ("low", "medium", "high")
+
+
+def _message(message: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": message.role}
+    if isinstance(message.content, list):
+        out["content"] = [_content_part(p) for p in message.content]
+    else:
+        out["content"] = message.content
+    if message.name is not None:
+        out["name"] = message.name
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    if message.tool_calls:
+        out["tool_calls"] = [c.to_v4() for c in message.tool_calls]
+    return out
+
+
+def _content_part(part: dict[str, Any]) -> dict[str, Any]:
+    if part.get("type") == "image_url":
+        image = part.get("image_url") or {}
+        image_out = {"url": image.get("url")}
+        if image.get("detail"):
+            image_out["detail"] = image["detail"]
+        return {"type": "image_url", "image_url": image_out}
+    return {"type": "text", "text": part.get("text", "")}
+
+
+def build_body(call: ChatCall, spec: ProviderSpec) -> dict[str, Any]:
+    config = call.config
+    # `other` first: the v4 fields below are explicit and win over a duplicate in `other`.
+    body: dict[str, Any] = dict(config.other)
+    body["model"] = config.model
+    body["messages"] = [_message(m) for m in call.messages]
+    body["temperature"] = config.temperature
+    body["top_p"] = config.top_p
+    body["presence_penalty"] = config.presence_penalty
+    body["frequency_penalty"] = config.frequency_penalty
+    if config.max_tokens != -1:  # -1: no explicit limit, the provider's own maximum applies
+        key = (
+            "max_completion_tokens"
+            if uses_max_completion_tokens(spec.name, config.model)
+            else "max_tokens"
+        )
+        body[key] = config.max_tokens
+    if config.stop is not None:
+        body["stop"] = config.stop
+    if call.num_samples != 1:
+        body["n"] = call.num_samples
+    if config.seed is not None:
+        body["seed"] = config.seed
+    if call.user is not None:
+        body["user"] = call.user
+    if config.tools:
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    k: v
+                    for k, v in (
+                        ("name", tool.name),
+                        ("description", tool.description),
+                        ("parameters", tool.parameters),
+                        ("strict", tool.strict),
+                    )
+                    if v is not None
+                },
+            }
+            for tool in config.tools
+        ]
+        if call.tool_choice is not None:
+            body["tool_choice"] = call.tool_choice
+    response_format = call.response_format or config.response_format
+    if response_format is not None:
+        body["response_format"] = response_format
+    effort = config.reasoning_effort
+    if effort is not None:
+        if not isinstance(effort, str) or effort not in REASONING_EFFORTS:
+            raise InvalidRequest.at(
+                ("body", "reasoning_effort"),
+                f"provider '{spec.name}' takes reasoning_effort as one of "
+                f"{', '.join(REASONING_EFFORTS)}; an integer token budget is for Anthropic models",
+                "value_error.provider_parameter",
+            )
+        body["reasoning_effort"] = effort
+    if call.stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    else:
+        body.pop("stream", None)
+        body.pop("stream_options", None)
+    return body
+
+
+def usage_from(payload: dict[str, Any] | None) -> Usage | None:
+    if not payload:
+        return None
+    details = payload.get("completion_tokens_details") or {}
+    return Usage(
+        prompt_tokens=int(payload.get("prompt_tokens") or 0),
+        generation_tokens=int(payload.get("completion_tokens") or 0),
+        reasoning_tokens=details.get("reasoning_tokens"),
+    )
+
+
+def events_from_completion(payload: dict[str, Any]) -> list[StreamEvent]:
+    """A whole (non-streamed) chat.completion as the same events a stream would produce."""
+    events: list[StreamEvent] = [RawResponse(payload)]
+    for choice in payload.get("choices") or []:
+        index = int(choice.get("index", 0))
+        message = choice.get("message") or {}
+        content = message.get("content")
+        if content:
+            events.append(TextDelta(index, content))
+        for call_index, tool_call in enumerate(message.get("tool_calls") or []):
+            function = tool_call.get("function") or {}
+            events.append(
+                ToolCallDelta(
+                    index,
+                    call_index,
+                    tool_call.get("id"),
+                    function.get("name"),
+                    function.get("arguments") or "",
+                )
+            )
+        legacy = message.get("function_call")
+        if legacy and not message.get("tool_calls"):
+            events.append(
+                ToolCallDelta(index, 0, None, legacy.get("name"), legacy.get("arguments") or "")
+            )
+        reason = choice.get("finish_reason")
+        events.append(Finish(index, FINISH_REASONS.get(reason, reason) if reason else None))
+    usage = usage_from(payload.get("usage"))
+    if usage is not None:
+        events.append(UsageReport(usage))
+    return events
+
+
+class OpenAIChatWire:
+    def prepare(self, call: ChatCall, spec: ProviderSpec) -> Upstream:
+        base_url = (call.base_url or spec.base_url or "").rstrip("/")
+        headers = {"Authorization": f"Bearer {call.api_key}"} if call.api_key else {}
+        return Upstream(
+            url=f"{base_url}/chat/completions", body=build_body(call, spec), headers=headers
+        )
+
+    async def events(
+        self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
+    ) -> AsyncIterator[StreamEvent]:
+        if call.stream:
+            raise NotImplementedByServer("streaming is not available on this server yet")
+        async with _http.post(
+            http, upstream.url, upstream.body, upstream.headers, origin=spec.origin
+        ) as response:
+            raw = await response.read()
+        try:
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise ProviderError(
+                f"{spec.origin} answered with a body that is not JSON",
+                status=502,
+                origin=spec.origin,
+            ) from None
+        for event in events_from_completion(payload):
+            yield event

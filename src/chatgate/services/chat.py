@@ -1,0 +1,247 @@
+"""The chat orchestration: resolve, render, call the provider, record, answer.
+
+The HTTP layer turns a v4 body into a :class:`ChatInput`; :meth:`ChatService.chat` returns a
+:class:`ChatOutcome` that the HTTP layer renders as a v4 ``ChatResponse``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import aiohttp
+
+from chatgate import ids
+from chatgate.domain import (
+    ChatCall,
+    LogRecord,
+    Message,
+    ModelConfig,
+    Sample,
+    ToolChoiceValue,
+    Usage,
+)
+from chatgate.errors import (
+    ChatgateError,
+    InvalidRequest,
+    NotFound,
+    NotImplementedByServer,
+    ProviderError,
+    ServiceUnavailable,
+)
+from chatgate.providers import NOT_YET_SUPPORTED, WIRES
+from chatgate.providers.base import ProviderSpec
+from chatgate.services.auth import Principal
+from chatgate.services.credentials import CredentialResolver
+from chatgate.services.recorder import records_for, scrub, scrub_message, without_payloads
+from chatgate.services.resolve import Resolver
+from chatgate.store.writer import LogWriter
+from chatgate.streaming import Accumulator
+from chatgate.templating import render_messages
+
+
+@dataclass(frozen=True, slots=True)
+class ChatInput:
+    """A validated v4 chat request, with request-level overrides applied to ``config``."""
+
+    config: ModelConfig
+    messages: tuple[Message, ...]
+    project: str | None = None
+    project_id: str | None = None
+    session_id: str | None = None
+    session_reference_id: str | None = None
+    parent_id: str | None = None
+    parent_reference_id: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    metadata: dict[str, Any] | None = None
+    save: bool = True
+    source_datapoint_id: str | None = None
+    provider_api_keys: Mapping[str, str | None] | None = field(default=None, repr=False)
+    num_samples: int = 1
+    stream: bool = False
+    user: str | None = None
+    return_inputs: bool = True
+    #: Normalised: "none" | "auto" | "required" | {"type": "function", "function": {"name": ...}}.
+    tool_choice: ToolChoiceValue = None
+    response_format: dict[str, Any] | None = None
+    #: ``oc_...`` ids of organisation tools the config links to.
+    linked_tool_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChatOutcome:
+    project_id: str
+    session_id: str | None
+    config_id: str
+    log_ids: list[str]
+    samples: list[Sample]
+    usage: Usage | None
+    messages: list[dict[str, Any]]
+    provider_request: dict[str, Any]
+    provider_responses: list[Any]
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        registry: Mapping[str, ProviderSpec],
+        resolver: Resolver,
+        credentials: CredentialResolver,
+        writer: LogWriter,
+        http: aiohttp.ClientSession,
+        durable: bool = True,
+    ) -> None:
+        self._registry = registry
+        self._resolver = resolver
+        self._credentials = credentials
+        self._writer = writer
+        self._http = http
+        self._durable = durable
+
+    def provider(self, name: str) -> ProviderSpec:
+        spec = self._registry.get(name)
+        if spec is not None:
+            return spec
+        if name in NOT_YET_SUPPORTED:
+            raise NotImplementedByServer(
+                f"provider '{name}' is part of the v4 API but not supported by this chatgate "
+                f"version; supported: {', '.join(sorted(self._registry))}"
+            )
+        raise InvalidRequest.at(
+            ("body", "model_config", "provider"),
+            f"unknown provider '{name}'; expected one of: {', '.join(sorted(self._registry))}",
+            "enum",
+        )
+
+    async def chat(self, principal: Principal, request: ChatInput) -> ChatOutcome:
+        started = time.perf_counter()
+        created_at = time.time()
+        org_id = principal.org_id
+        config = request.config
+        spec = self.provider(config.provider)
+        if request.linked_tool_ids:
+            raise NotFound(
+                f"tool '{request.linked_tool_ids[0]}' not found: this server has no organisation "
+                "tools; define the tool inline in model_config.tools"
+            )
+        rendered = render_messages(config.chat_template, request.inputs, config.template_language)
+        messages = (*rendered, *request.messages)
+        api_key = await self._credentials.resolve(spec, org_id, request.provider_api_keys)
+        call = ChatCall(
+            config=config,
+            messages=messages,
+            num_samples=request.num_samples,
+            user=request.user,
+            tool_choice=request.tool_choice,
+            response_format=request.response_format,
+            api_key=api_key,
+            base_url=spec.base_url,
+            stream=request.stream,
+        )
+        wire = WIRES[spec.wire]
+        upstream = wire.prepare(call, spec)
+        secrets = [api_key] if api_key else []
+        provider_request = scrub(upstream.body, secrets)
+
+        project_id = await self._resolver.project(
+            org_id, name=request.project, project_id=request.project_id
+        )
+        session_id = await self._resolver.session(
+            org_id, session_id=request.session_id, reference_id=request.session_reference_id
+        )
+        parent = await self._resolver.parent(
+            org_id, parent_id=request.parent_id, reference_id=request.parent_reference_id
+        )
+        if parent is not None and parent.session_id is not None:
+            if session_id is None:
+                session_id = parent.session_id  # a child joins its parent's session
+            elif session_id != parent.session_id:
+                raise InvalidRequest.at(
+                    ("body", "parent_id"), "the parent log belongs to a different session"
+                )
+        config_id = await self._resolver.config(org_id, config)
+        message_dicts = [m.to_v4() for m in messages]
+        base = LogRecord(
+            id="",
+            org_id=org_id,
+            project_id=project_id,
+            config_id=config_id,
+            provider=spec.name,
+            model=config.model,
+            created_at=created_at,
+            session_id=session_id,
+            parent_id=parent.id if parent else None,
+            save=request.save,
+            inputs=request.inputs,
+            messages=message_dicts,
+            provider_request=provider_request,
+            metadata=request.metadata,
+            source=request.source,
+            source_datapoint_id=request.source_datapoint_id,
+            user=request.user,
+            tool_choice=request.tool_choice,
+            tools=[t.to_v4() for t in config.tools] or None,
+        )
+        log_ids = [ids.new_id(ids.LOG) for _ in range(request.num_samples)]
+
+        accumulator = Accumulator(request.num_samples)
+        provider_started = time.perf_counter()
+        try:
+            async for event in wire.events(self._http, upstream, call, spec):
+                accumulator.feed(event)
+        except ProviderError as exc:
+            exc.message = scrub_message(exc.message, secrets)
+            now = time.perf_counter()
+            failed = replace(
+                base,
+                id=log_ids[0],
+                error=exc.message,
+                duration=now - started,
+                provider_latency=now - provider_started,
+            )
+            await self._record([failed if request.save else without_payloads(failed)])
+            raise
+        finished = time.perf_counter()
+        base = replace(
+            base,
+            duration=finished - started,
+            provider_latency=finished - provider_started,
+            error=scrub_message(accumulator.error.message, secrets) if accumulator.error else None,
+        )
+        responses = scrub(accumulator.raw_responses, secrets)
+        samples = accumulator.samples()
+        records = records_for(
+            base=base,
+            log_ids=log_ids,
+            samples=samples,
+            provider_response=responses[0] if len(responses) == 1 else responses or None,
+        )
+        await self._record(records)
+        return ChatOutcome(
+            project_id=project_id,
+            session_id=session_id,
+            config_id=config_id,
+            log_ids=log_ids,
+            samples=samples,
+            usage=accumulator.total_usage,
+            messages=message_dicts,
+            provider_request=provider_request,
+            provider_responses=responses,
+        )
+
+    async def _record(self, records: list[LogRecord]) -> None:
+        if not self._durable:
+            self._writer.write_in_background(records)
+            return
+        try:
+            await self._writer.write(records)
+        except ChatgateError:
+            raise
+        except Exception as exc:
+            raise ServiceUnavailable(
+                f"the call succeeded but could not be recorded ({type(exc).__name__}); retry later"
+            ) from exc

@@ -1,0 +1,104 @@
+"""Resolving the names and ids of a request to rows of the caller's organisation.
+
+Projects, sessions and model configs rarely change and are never deleted by the chat path, so
+positive answers are cached per process: a warm request makes no database round trip for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from chatgate.domain import ModelConfig
+from chatgate.errors import InvalidRequest, NotFound
+from chatgate.store.sql import LogRef, Store
+
+_MAX_CACHED = 100_000
+
+
+class _BoundedCache(dict[Any, Any]):
+    """A dict that forgets everything when full: simple, and the working set refills quickly."""
+
+    def put(self, key: Any, value: Any) -> None:
+        if len(self) >= _MAX_CACHED:
+            self.clear()
+        self[key] = value
+
+
+class Resolver:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._projects = _BoundedCache()
+        self._sessions = _BoundedCache()
+        self._configs = _BoundedCache()
+
+    async def project(self, org_id: str, *, name: str | None, project_id: str | None) -> str:
+        if project_id is not None:
+            key = (org_id, "id", project_id)
+            if key not in self._projects:
+                if await asyncio.to_thread(self._store.project, org_id, project_id) is None:
+                    raise NotFound(f"project '{project_id}' not found")
+                self._projects.put(key, project_id)
+            return project_id
+        if name is None:
+            raise InvalidRequest.at(
+                ("body", "project"),
+                "either project or project_id must be provided",
+                "value_error.missing",
+            )
+        key = (org_id, "name", name)
+        found = self._projects.get(key)
+        if found is None:
+            found = await asyncio.to_thread(self._store.get_or_create_project, org_id, name)
+            self._projects.put(key, found)
+        return str(found)
+
+    async def session(
+        self, org_id: str, *, session_id: str | None, reference_id: str | None
+    ) -> str | None:
+        if session_id is not None:
+            key = (org_id, "id", session_id)
+            if key not in self._sessions:
+                if await asyncio.to_thread(self._store.session, org_id, session_id) is None:
+                    raise NotFound(f"session '{session_id}' not found")
+                self._sessions.put(key, session_id)
+            return session_id
+        if reference_id is None:
+            return None
+        key = (org_id, "ref", reference_id)
+        found = self._sessions.get(key)
+        if found is None:
+            found = await asyncio.to_thread(self._store.get_or_create_session, org_id, reference_id)
+            self._sessions.put(key, found)
+        return str(found)
+
+    async def parent(
+        self, org_id: str, *, parent_id: str | None, reference_id: str | None
+    ) -> LogRef | None:
+        if parent_id is not None:
+            ref = await asyncio.to_thread(self._store.log_ref, org_id, log_id=parent_id)
+            if ref is None:
+                raise NotFound(f"parent log '{parent_id}' not found")
+            return ref
+        if reference_id is not None:
+            ref = await asyncio.to_thread(self._store.log_ref, org_id, reference_id=reference_id)
+            if ref is None:
+                raise NotFound(f"parent log with reference id '{reference_id}' not found")
+            return ref
+        return None
+
+    async def config(self, org_id: str, config: ModelConfig) -> str:
+        fingerprint = config.fingerprint()
+        key = (org_id, fingerprint)
+        found = self._configs.get(key)
+        if found is None:
+            found = await asyncio.to_thread(
+                self._store.get_or_create_config,
+                org_id,
+                fingerprint,
+                config.identity(),
+                config.name,
+                config.description,
+            )
+            self._configs.put(key, found)
+        return str(found)

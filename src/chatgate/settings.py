@@ -1,0 +1,64 @@
+"""All configuration, in one place.
+
+Every setting comes from the environment with the prefix ``CHATGATE_`` (for example
+``CHATGATE_DATABASE_URL``). Provider credentials and base URLs additionally follow each vendor's own
+SDK conventions (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``GROQ_API_KEY`` ...); those are read from
+``vendor_env``, a snapshot of the process environment, so tests can pass their own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".chatgate"
+
+
+class NamedProvider(BaseModel):
+    """An operator-configured OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio ...)."""
+
+    base_url: str
+    #: Name of the environment variable holding the key; servers that need none leave it unset.
+    api_key_env: str | None = None
+    wire: Literal["openai"] = "openai"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CHATGATE_", extra="ignore")
+
+    #: Directory for the SQLite database and the generated secret key.
+    data_dir: Path = Field(default_factory=default_data_dir)
+    #: ``sqlite:///path``; defaults to ``sqlite:///<data_dir>/chatgate.db``.
+    database_url: str | None = None
+    #: Encrypts organisations' saved provider keys. Generated into ``<data_dir>/secret.key`` if unset.
+    secret_key: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: ``durable``: a 200 is sent only after the call's log is committed.
+    #: ``fast``: answer first and commit in the background (a crash can lose the last logs).
+    log_commit: Literal["durable", "fast"] = "durable"
+    #: SQLite ``synchronous``: NORMAL survives a killed process; FULL also survives power loss.
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    #: Most log records the writer queue holds before callers wait (backpressure, not memory).
+    writer_queue_size: int = 10_000
+    #: Seconds a cached API-key lookup is trusted; a revoked key stops working within this time.
+    auth_cache_seconds: float = 10.0
+    #: Total seconds allowed for one upstream provider call.
+    provider_timeout_seconds: float = 600.0
+    #: Seconds allowed to connect to a provider.
+    provider_connect_timeout_seconds: float = 10.0
+    #: Operator-named OpenAI-compatible providers, as JSON:
+    #: ``{"ollama": {"base_url": "http://127.0.0.1:11434/v1", "api_key_env": "OLLAMA_API_KEY"}}``.
+    providers: dict[str, NamedProvider] = Field(default_factory=dict)
+    #: Snapshot of the process environment for vendor variables (``OPENAI_API_KEY`` ...).
+    vendor_env: dict[str, str] = Field(default_factory=lambda: dict(os.environ), exclude=True)
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'chatgate.db'}"

@@ -1,0 +1,12 @@
+"""Alembic environment: run by ``chatgate db upgrade`` and on server start (store/migrate.py)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from chatgate.store.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

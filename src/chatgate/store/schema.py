@@ -1,0 +1,126 @@
+"""Every table, in one place (SQLAlchemy Core). Migrations in ``migrations/`` must match this.
+
+Times are stored as UNIX epoch seconds (double precision): portable across SQLite and PostgreSQL,
+cheap to compare and index, and converted to ISO-8601 only at the HTTP edge.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+organizations = sa.Table(
+    "organizations",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), nullable=False),
+    #: The first characters of the key: shown to operators and used to find the row.
+    sa.Column("prefix", sa.String(32), nullable=False, unique=True),
+    #: SHA-256 of the whole key. Keys are 256-bit random, so a fast hash is enough.
+    sa.Column("key_hash", sa.LargeBinary(32), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("last_used_at", sa.Double, nullable=True),
+    sa.Column("revoked_at", sa.Double, nullable=True),
+)
+
+provider_keys = sa.Table(
+    "provider_keys",
+    metadata,
+    sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), primary_key=True),
+    sa.Column("provider", sa.String(64), primary_key=True),
+    #: Fernet token under the server secret (CHATGATE_SECRET_KEY); never the plain key.
+    sa.Column("ciphertext", sa.LargeBinary, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("org_id", "name"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("reference_id", sa.String(500), nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("org_id", "reference_id"),
+)
+
+model_configs = sa.Table(
+    "model_configs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), nullable=False),
+    #: SHA-256 over the parameters that change the provider call (ModelConfig.identity()).
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(500), nullable=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("org_id", "fingerprint"),
+)
+
+logs = sa.Table(
+    "logs",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), nullable=False),
+    sa.Column("session_id", sa.String(40), sa.ForeignKey("sessions.id"), nullable=True),
+    sa.Column("parent_id", sa.String(40), nullable=True),
+    sa.Column("reference_id", sa.String(500), nullable=True),
+    sa.Column("config_id", sa.String(40), sa.ForeignKey("model_configs.id"), nullable=False),
+    sa.Column("provider", sa.String(64), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("sample_index", sa.Integer, nullable=False, default=0),
+    sa.Column("save", sa.Boolean, nullable=False),
+    sa.Column("inputs", sa.JSON, nullable=True),
+    sa.Column("messages", sa.JSON, nullable=True),
+    sa.Column("output", sa.Text, nullable=True),
+    sa.Column("raw_output", sa.Text, nullable=True),
+    sa.Column("output_message", sa.JSON, nullable=True),
+    sa.Column("finish_reason", sa.String(64), nullable=True),
+    sa.Column("prompt_tokens", sa.Integer, nullable=True),
+    sa.Column("output_tokens", sa.Integer, nullable=True),
+    sa.Column("reasoning_tokens", sa.Integer, nullable=True),
+    sa.Column("duration", sa.Double, nullable=True),
+    sa.Column("provider_latency", sa.Double, nullable=True),
+    sa.Column("provider_request", sa.JSON, nullable=True),
+    sa.Column("provider_response", sa.JSON, nullable=True),
+    sa.Column("metadata", sa.JSON, nullable=True),
+    sa.Column("source", sa.String(500), nullable=True),
+    sa.Column("source_datapoint_id", sa.String(100), nullable=True),
+    sa.Column("user", sa.String(500), nullable=True),
+    sa.Column("tool_choice", sa.JSON, nullable=True),
+    sa.Column("tools", sa.JSON, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Index("ix_logs_org_project_created", "org_id", "project_id", "created_at"),
+    sa.Index("ix_logs_org_created", "org_id", "created_at"),
+    sa.Index("ix_logs_session", "session_id"),
+    sa.Index("ix_logs_org_reference", "org_id", "reference_id"),
+)

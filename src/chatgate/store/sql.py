@@ -1,0 +1,354 @@
+"""The store: every read and write of chatgate's data, over SQLAlchemy Core.
+
+Methods are synchronous and short; the async server calls them through ``asyncio.to_thread`` (reads)
+or the log writer's single thread (log inserts). Every lookup that takes an id also takes the
+caller's ``org_id``: a row of another organisation is indistinguishable from a missing one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from chatgate import ids
+from chatgate.domain import LogRecord
+from chatgate.store import schema as t
+from chatgate.store.engine import create_engine
+from chatgate.store.migrate import upgrade
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    id: str
+    org_id: str
+    org_name: str
+    prefix: str
+    key_hash: bytes
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogRef:
+    id: str
+    session_id: str | None
+
+
+_LOG_COLUMNS = [f.name for f in dataclasses.fields(LogRecord)]
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class Store:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
+        self.url = url
+        self.engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
+
+    def upgrade(self) -> None:
+        upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- organisations and API keys -------------------------------------------------------
+
+    def count_orgs(self) -> int:
+        with self.engine.connect() as c:
+            return int(c.scalar(sa.select(sa.func.count()).select_from(t.organizations)) or 0)
+
+    def get_or_create_org(self, name: str) -> str:
+        with self.engine.begin() as c:
+            found = c.scalar(sa.select(t.organizations.c.id).where(t.organizations.c.name == name))
+            if found:
+                return str(found)
+            org_id = ids.new_id(ids.ORG)
+            c.execute(t.organizations.insert().values(id=org_id, name=name, created_at=time.time()))
+            return org_id
+
+    def org_id_by_name(self, name: str) -> str | None:
+        with self.engine.connect() as c:
+            found = c.scalar(sa.select(t.organizations.c.id).where(t.organizations.c.name == name))
+            return str(found) if found else None
+
+    def add_api_key(self, org_id: str, prefix: str, key_hash: bytes) -> str:
+        key_id = ids.new_id(ids.KEY)
+        with self.engine.begin() as c:
+            c.execute(
+                t.api_keys.insert().values(
+                    id=key_id,
+                    org_id=org_id,
+                    prefix=prefix,
+                    key_hash=key_hash,
+                    created_at=time.time(),
+                )
+            )
+        return key_id
+
+    def _key_query(self) -> sa.Select[Any]:
+        k, o = t.api_keys, t.organizations
+        return sa.select(
+            k.c.id,
+            k.c.org_id,
+            o.c.name,
+            k.c.prefix,
+            k.c.key_hash,
+            k.c.created_at,
+            k.c.last_used_at,
+            k.c.revoked_at,
+        ).join(o, o.c.id == k.c.org_id)
+
+    def api_key_by_prefix(self, prefix: str) -> ApiKeyRow | None:
+        with self.engine.connect() as c:
+            row = c.execute(self._key_query().where(t.api_keys.c.prefix == prefix)).first()
+        return ApiKeyRow(*row) if row else None
+
+    def list_api_keys(self, org_id: str | None = None) -> list[ApiKeyRow]:
+        query = self._key_query().order_by(t.api_keys.c.created_at)
+        if org_id:
+            query = query.where(t.api_keys.c.org_id == org_id)
+        with self.engine.connect() as c:
+            return [ApiKeyRow(*row) for row in c.execute(query)]
+
+    def revoke_api_key(self, prefix: str) -> bool:
+        with self.engine.begin() as c:
+            result = c.execute(
+                t.api_keys.update()
+                .where(t.api_keys.c.prefix == prefix, t.api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            )
+            return result.rowcount > 0
+
+    def touch_api_keys(self, last_used: dict[str, float]) -> None:
+        with self.engine.begin() as c:
+            for key_id, when in last_used.items():
+                c.execute(
+                    t.api_keys.update().where(t.api_keys.c.id == key_id).values(last_used_at=when)
+                )
+
+    # --- provider keys (ciphertext only) ------------------------------------------------------
+
+    def set_provider_key(self, org_id: str, provider: str, ciphertext: bytes) -> None:
+        pk = t.provider_keys
+        with self.engine.begin() as c:
+            c.execute(pk.delete().where(pk.c.org_id == org_id, pk.c.provider == provider))
+            c.execute(
+                pk.insert().values(
+                    org_id=org_id, provider=provider, ciphertext=ciphertext, updated_at=time.time()
+                )
+            )
+
+    def provider_key(self, org_id: str, provider: str) -> bytes | None:
+        pk = t.provider_keys
+        with self.engine.connect() as c:
+            found = c.scalar(
+                sa.select(pk.c.ciphertext).where(pk.c.org_id == org_id, pk.c.provider == provider)
+            )
+        return bytes(found) if found is not None else None
+
+    # --- projects, sessions, configs ----------------------------------------------------------
+
+    def _get_or_create(
+        self, table: sa.Table, where: Sequence[sa.ColumnElement[bool]], values: dict[str, Any]
+    ) -> str:
+        """Insert-or-select that tolerates a concurrent creator (another request or process)."""
+        select = sa.select(table.c.id).where(*where)
+        with self.engine.connect() as c:
+            found = c.scalar(select)
+        if found:
+            return str(found)
+        try:
+            with self.engine.begin() as c:
+                c.execute(table.insert().values(**values))
+            return str(values["id"])
+        except sa.exc.IntegrityError:
+            with self.engine.connect() as c:
+                found = c.scalar(select)
+            if not found:
+                raise
+            return str(found)
+
+    def get_or_create_project(self, org_id: str, name: str) -> str:
+        now = time.time()
+        p = t.projects
+        return self._get_or_create(
+            p,
+            [p.c.org_id == org_id, p.c.name == name],
+            {
+                "id": ids.new_id(ids.PROJECT),
+                "org_id": org_id,
+                "name": name,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+
+    def project_id_by_name(self, org_id: str, name: str) -> str | None:
+        p = t.projects
+        with self.engine.connect() as c:
+            found = c.scalar(sa.select(p.c.id).where(p.c.org_id == org_id, p.c.name == name))
+        return str(found) if found else None
+
+    def project(self, org_id: str, project_id: str) -> dict[str, Any] | None:
+        p = t.projects
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(p).where(p.c.id == project_id, p.c.org_id == org_id)).first()
+        return dict(row._mapping) if row else None
+
+    def get_or_create_session(self, org_id: str, reference_id: str) -> str:
+        s = t.sessions
+        return self._get_or_create(
+            s,
+            [s.c.org_id == org_id, s.c.reference_id == reference_id],
+            {
+                "id": ids.new_id(ids.SESSION),
+                "org_id": org_id,
+                "reference_id": reference_id,
+                "created_at": time.time(),
+            },
+        )
+
+    def session(self, org_id: str, session_id: str) -> dict[str, Any] | None:
+        s = t.sessions
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(s).where(s.c.id == session_id, s.c.org_id == org_id)).first()
+        return dict(row._mapping) if row else None
+
+    def get_or_create_config(
+        self,
+        org_id: str,
+        fingerprint: str,
+        body: dict[str, Any],
+        name: str | None,
+        description: str | None,
+    ) -> str:
+        m = t.model_configs
+        return self._get_or_create(
+            m,
+            [m.c.org_id == org_id, m.c.fingerprint == fingerprint],
+            {
+                "id": ids.new_id(ids.CONFIG),
+                "org_id": org_id,
+                "fingerprint": fingerprint,
+                "body": body,
+                "name": name,
+                "description": description,
+                "created_at": time.time(),
+            },
+        )
+
+    def config(self, org_id: str, config_id: str) -> dict[str, Any] | None:
+        m = t.model_configs
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(m).where(m.c.id == config_id, m.c.org_id == org_id)).first()
+        return dict(row._mapping) if row else None
+
+    # --- logs -------------------------------------------------------------------------------
+
+    def log_ref(
+        self, org_id: str, *, log_id: str | None = None, reference_id: str | None = None
+    ) -> LogRef | None:
+        lg = t.logs
+        query = sa.select(lg.c.id, lg.c.session_id).where(lg.c.org_id == org_id)
+        if log_id is not None:
+            query = query.where(lg.c.id == log_id)
+        else:
+            query = query.where(lg.c.reference_id == reference_id).order_by(lg.c.created_at.desc())
+        with self.engine.connect() as c:
+            row = c.execute(query.limit(1)).first()
+        return LogRef(row[0], row[1]) if row else None
+
+    def insert_logs(self, records: Iterable[LogRecord]) -> None:
+        rows = [{name: getattr(r, name) for name in _LOG_COLUMNS} for r in records]
+        if not rows:
+            return
+        with self.engine.begin() as c:
+            c.execute(t.logs.insert(), rows)
+
+    def _log_query(self) -> sa.Select[Any]:
+        lg, p, s = t.logs, t.projects, t.sessions
+        parent = t.logs.alias("parent")
+        return (
+            sa.select(
+                lg,
+                p.c.name.label("project_name"),
+                s.c.reference_id.label("session_reference_id"),
+                parent.c.reference_id.label("parent_reference_id"),
+            )
+            .join(p, p.c.id == lg.c.project_id)
+            .outerjoin(s, s.c.id == lg.c.session_id)
+            .outerjoin(parent, parent.c.id == lg.c.parent_id)
+        )
+
+    def log(self, org_id: str, log_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = c.execute(
+                self._log_query().where(t.logs.c.id == log_id, t.logs.c.org_id == org_id)
+            ).first()
+        return dict(row._mapping) if row else None
+
+    def recent_logs(
+        self, *, org_id: str | None = None, project_id: str | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        query = (
+            self._log_query().order_by(t.logs.c.created_at.desc(), t.logs.c.id.desc()).limit(limit)
+        )
+        if org_id:
+            query = query.where(t.logs.c.org_id == org_id)
+        if project_id:
+            query = query.where(t.logs.c.project_id == project_id)
+        with self.engine.connect() as c:
+            return [dict(row._mapping) for row in c.execute(query)]
+
+    def session_summary(self, org_id: str, session_id: str) -> dict[str, Any] | None:
+        """The session with the projects of its logs, their count, first inputs and last output."""
+        session = self.session(org_id, session_id)
+        if session is None:
+            return None
+        lg, p = t.logs, t.projects
+        with self.engine.connect() as c:
+            count = int(
+                c.scalar(
+                    sa.select(sa.func.count()).select_from(lg).where(lg.c.session_id == session_id)
+                )
+                or 0
+            )
+            projects = [
+                dict(r._mapping)
+                for r in c.execute(
+                    sa.select(p)
+                    .where(
+                        p.c.id.in_(sa.select(lg.c.project_id).where(lg.c.session_id == session_id))
+                    )
+                    .order_by(p.c.created_at)
+                )
+            ]
+            order = (lg.c.created_at, lg.c.id)
+            first = c.execute(
+                sa.select(lg.c.inputs)
+                .where(lg.c.session_id == session_id)
+                .order_by(*order)
+                .limit(1)
+            ).first()
+            last = c.execute(
+                sa.select(lg.c.output, lg.c.created_at)
+                .where(lg.c.session_id == session_id)
+                .order_by(*(col.desc() for col in order))
+                .limit(1)
+            ).first()
+        session.update(
+            projects=projects,
+            datapoints_count=count,
+            first_inputs=first[0] if first else None,
+            last_output=last[0] if last else None,
+            updated_at=last[1] if last else session["created_at"],
+        )
+        return session

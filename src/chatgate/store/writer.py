@@ -1,0 +1,94 @@
+"""The group-commit log writer.
+
+Requests hand their records to :meth:`LogWriter.write`; one task takes everything that queued up
+while the previous transaction ran and commits it in a single transaction, on one dedicated
+thread (SQLite allows one writer at a time anyway). Each caller is released when its own records
+are committed, so under load many requests share the cost of one fsync.
+
+The queue is bounded: when the database cannot keep up, callers wait for room (backpressure)
+instead of the process growing without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from chatgate.domain import LogRecord
+from chatgate.store.sql import Store
+
+log = logging.getLogger(__name__)
+
+_Item = tuple[Sequence[LogRecord], asyncio.Future[None]]
+
+
+class LogWriter:
+    def __init__(self, store: Store, *, queue_size: int = 10_000, max_batch: int = 1_000) -> None:
+        self._store = store
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=queue_size)
+        self._max_batch = max_batch
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatgate-log-writer")
+        self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[None]] = set()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="log-writer")
+
+    async def write(self, records: Sequence[LogRecord]) -> None:
+        """Return once ``records`` are committed; raise if the commit failed."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self._queue.put((records, future))
+        # shield: a caller that is cancelled (client gone) must not cancel the commit itself.
+        await asyncio.shield(future)
+
+    def write_in_background(self, records: Sequence[LogRecord]) -> None:
+        """Queue records without waiting for the commit (``CHATGATE_LOG_COMMIT=fast``)."""
+        task = asyncio.ensure_future(self.write(records))
+        self._background.add(task)
+        task.add_done_callback(self._finished_background)
+
+    def _finished_background(self, task: asyncio.Future[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background log write failed", exc_info=task.exception())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self._max_batch and not self._queue.empty():
+                nxt = self._queue.get_nowait()
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            records = [r for recs, _ in batch for r in recs]
+            try:
+                await loop.run_in_executor(self._thread, self._store.insert_logs, records)
+            except Exception as exc:  # the database failed: every waiting caller learns it
+                log.exception("log commit of %d records failed", len(records))
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+            if stop:
+                return
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._task is not None:
+            await self._queue.put(None)
+            await self._task
+            self._task = None
+        self._thread.shutdown(wait=True)
