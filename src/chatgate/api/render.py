@@ -129,26 +129,10 @@ def session_response(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": summary["id"],
         "reference_id": summary["reference_id"],
-        "projects": [
-            {
-                "id": p["id"],
-                "name": p["name"],
-                "active_config": None,
-                "users": [],
-                "data_count": None,
-                "feedback_types": [],
-                "team_id": p["org_id"],
-                "config_type": "model",
-                "active_evaluators": [],
-                "directory_id": None,
-                "created_at": iso(p["created_at"]),
-                "updated_at": iso(p["updated_at"]),
-            }
-            for p in summary["projects"]
-        ],
+        "projects": [{"id": p["id"], "name": p["name"], "type": "prompt"} for p in summary["projects"]],
         "datapoints_count": summary["datapoints_count"],
         "first_inputs": summary["first_inputs"],
         "last_output": summary["last_output"],
         "created_at": iso(summary["created_at"]),
-        "updated_at": iso(summary["updated_at"]),
+        "updated_at": iso(max(summary["updated_at"], summary["created_at"])),
     }

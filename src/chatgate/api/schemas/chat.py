@@ -67,10 +67,10 @@ class _ChatRequestBase(_Strict):
     num_samples: int = Field(default=1, ge=1, le=128)
     stream: bool = False
     user: str | None = None
-    seed: int | None = Field(default=None, deprecated=True)
+    seed: int | None = Field(default=None, json_schema_extra={"deprecated": True})
     return_inputs: bool = True
     tool_choice: ToolChoiceField | None = None
-    tool_call: str | dict[str, str] | None = Field(default=None, deprecated=True)
+    tool_call: str | dict[str, str] | None = Field(default=None, json_schema_extra={"deprecated": True})
     response_format: ResponseFormat | None = None
     reasoning_effort: ReasoningEffort | None = None
     template_language: TemplateLanguage | None = None

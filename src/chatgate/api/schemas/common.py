@@ -67,7 +67,7 @@ class ChatMessage(_Lenient):
     name: str | None = None
     tool_call_id: str | None = None
     tool_calls: list[ToolCallModel] | None = None
-    tool_call: FunctionTool | None = Field(default=None, deprecated=True)
+    tool_call: FunctionTool | None = Field(default=None, json_schema_extra={"deprecated": True})
     thinking: list[ThinkingBlock] | None = None
 
     def to_domain(self) -> Message:

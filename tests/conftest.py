@@ -1,0 +1,112 @@
+"""Shared fixtures: a fake OpenAI server and chatgate itself in a real uvicorn on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from chatgate.app import create_app
+from chatgate.services.auth import create_key
+from chatgate.settings import Settings
+from chatgate.store.sql import Store
+from tests.fakes.openai_server import FakeOpenAI
+
+ENV_OPENAI_KEY = "sk-env-key-0123456789abcdef"
+
+
+@dataclass
+class RunningServer:
+    url: str  # ends in /v4
+    db_path: Path
+    data_dir: Path
+    key_a: str  # organisation "acme"
+    key_b: str  # organisation "globex"
+    settings: Settings
+
+    def client(self, key: str | None = None) -> httpx.Client:
+        headers = {"X-API-KEY": key or self.key_a}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+    def post_chat(self, body: dict[str, Any], key: str | None = None) -> httpx.Response:
+        with self.client(key) as client:
+            return client.post("/chat", json=body)
+
+    def store(self) -> Store:
+        return Store(f"sqlite:///{self.db_path}")
+
+
+class UvicornThread:
+    """uvicorn serving an app from a background thread, on a socket bound before it starts."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(app, log_level="warning", loop="asyncio", http="httptools",
+                                timeout_graceful_shutdown=5)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
+                                       daemon=True)
+
+    def __enter__(self) -> UvicornThread:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("chatgate did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+@pytest.fixture(scope="session")
+def fake_openai() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    fake_openai.reset()
+    return fake_openai
+
+
+def start_server(tmp_path: Path, fake_url: str, **overrides: Any) -> tuple[UvicornThread, RunningServer]:
+    data_dir = tmp_path / "data"
+    db_path = data_dir / "chatgate.db"
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=f"sqlite:///{db_path}",
+        vendor_env={"OPENAI_BASE_URL": fake_url, "OPENAI_API_KEY": ENV_OPENAI_KEY},
+        **overrides,
+    )
+    store = Store(settings.resolved_database_url)
+    store.upgrade()
+    key_a, _ = create_key(store, "acme")
+    key_b, _ = create_key(store, "globex")
+    store.close()
+    runner = UvicornThread(create_app(settings))
+    return runner, RunningServer(
+        url=f"http://127.0.0.1:{runner.port}/v4", db_path=db_path, data_dir=data_dir,
+        key_a=key_a, key_b=key_b, settings=settings,
+    )
+
+
+@pytest.fixture
+def server(tmp_path: Path, fake: FakeOpenAI) -> Iterator[RunningServer]:
+    runner, running = start_server(tmp_path, fake.url)
+    with runner:
+        yield running
