@@ -51,11 +51,13 @@ class UvicornThread:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", loop="asyncio", http="httptools",
-                                timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            app, log_level="warning", loop="asyncio", http="httptools", timeout_graceful_shutdown=5
+        )
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
 
     def __enter__(self) -> UvicornThread:
         self.thread.start()
@@ -84,7 +86,9 @@ def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
     return fake_openai
 
 
-def start_server(tmp_path: Path, fake_url: str, **overrides: Any) -> tuple[UvicornThread, RunningServer]:
+def start_server(
+    tmp_path: Path, fake_url: str, **overrides: Any
+) -> tuple[UvicornThread, RunningServer]:
     data_dir = tmp_path / "data"
     db_path = data_dir / "chatgate.db"
     settings = Settings(
@@ -100,8 +104,12 @@ def start_server(tmp_path: Path, fake_url: str, **overrides: Any) -> tuple[Uvico
     store.close()
     runner = UvicornThread(create_app(settings))
     return runner, RunningServer(
-        url=f"http://127.0.0.1:{runner.port}/v4", db_path=db_path, data_dir=data_dir,
-        key_a=key_a, key_b=key_b, settings=settings,
+        url=f"http://127.0.0.1:{runner.port}/v4",
+        db_path=db_path,
+        data_dir=data_dir,
+        key_a=key_a,
+        key_b=key_b,
+        settings=settings,
     )
 
 

@@ -27,7 +27,9 @@ def test_chat_with_template_renders_inputs_and_is_logged(hl: Humanloop, fake: Fa
             "model": "gpt-4o",
             "max_tokens": 50,
             "temperature": 0.2,
-            "chat_template": [{"role": "system", "content": "You are {{ persona }}, speak {{lang}}."}],
+            "chat_template": [
+                {"role": "system", "content": "You are {{ persona }}, speak {{lang}}."}
+            ],
         },
         inputs={"persona": "a pirate", "lang": "English"},
         messages=[{"role": "user", "content": "Where is the treasure?"}],
@@ -75,7 +77,10 @@ def test_missing_template_input_is_a_422_naming_it(hl: Humanloop, fake: FakeOpen
     with pytest.raises(ApiException) as raised:
         hl.chat(
             project="p",
-            model_config={"model": "gpt-4o", "chat_template": [{"role": "system", "content": "Hi {{name}}"}]},
+            model_config={
+                "model": "gpt-4o",
+                "chat_template": [{"role": "system", "content": "Hi {{name}}"}],
+            },
             messages=[{"role": "user", "content": "x"}],
         )
     assert raised.value.status == 422
@@ -87,16 +92,29 @@ def test_missing_template_input_is_a_422_naming_it(hl: Humanloop, fake: FakeOpen
 
 def test_sessions_and_parents(hl: Humanloop, server: RunningServer, fake: FakeOpenAI) -> None:
     config = {"model": "gpt-4o"}
-    first = hl.chat(project="agent", session_reference_id="conv-1", model_config=config,
-                    messages=[{"role": "user", "content": "step one"}])
+    first = hl.chat(
+        project="agent",
+        session_reference_id="conv-1",
+        model_config=config,
+        messages=[{"role": "user", "content": "step one"}],
+    )
     session_id = first.session_id
     assert session_id.startswith("sesh_")
-    second = hl.chat(project="agent", session_reference_id="conv-1", model_config=config,
-                     parent_id=first.data[0].id, messages=[{"role": "user", "content": "step two"}])
+    second = hl.chat(
+        project="agent",
+        session_reference_id="conv-1",
+        model_config=config,
+        parent_id=first.data[0].id,
+        messages=[{"role": "user", "content": "step two"}],
+    )
     assert second.session_id == session_id
     # A child named only by its parent joins the parent's session.
-    third = hl.chat(project="agent-tools", parent_id=second.data[0].id, model_config=config,
-                    messages=[{"role": "user", "content": "step three"}])
+    third = hl.chat(
+        project="agent-tools",
+        parent_id=second.data[0].id,
+        model_config=config,
+        messages=[{"role": "user", "content": "step three"}],
+    )
     assert third.session_id == session_id
 
     child = hl.logs.get(id=second.data[0].id)
@@ -111,21 +129,36 @@ def test_sessions_and_parents(hl: Humanloop, server: RunningServer, fake: FakeOp
     assert session.last_output == "Echo: step three"
 
     # By id: the same session; unknown ids are 404s.
-    by_id = hl.chat(project="agent", session_id=session_id, model_config=config,
-                    messages=[{"role": "user", "content": "four"}])
+    by_id = hl.chat(
+        project="agent",
+        session_id=session_id,
+        model_config=config,
+        messages=[{"role": "user", "content": "four"}],
+    )
     assert by_id.session_id == session_id
-    for kwargs in ({"session_id": "sesh_nope"}, {"parent_id": "data_nope"},
-                   {"parent_reference_id": "nope"}, {"project_id": "pr_nope"}):
+    for kwargs in (
+        {"session_id": "sesh_nope"},
+        {"parent_id": "data_nope"},
+        {"parent_reference_id": "nope"},
+        {"project_id": "pr_nope"},
+    ):
         with pytest.raises(ApiException) as raised:
-            hl.chat(**{"project": "agent", **kwargs}, model_config=config,
-                    messages=[{"role": "user", "content": "x"}])
+            hl.chat(
+                **{"project": "agent", **kwargs},
+                model_config=config,
+                messages=[{"role": "user", "content": "x"}],
+            )
         assert raised.value.status == 404, kwargs
         assert raised.value.body["detail"]["origin"] == "chatgate"
 
 
 def test_num_samples_gives_one_log_per_sample(hl: Humanloop, fake: FakeOpenAI) -> None:
-    response = hl.chat(project="p", num_samples=3, model_config={"model": "gpt-4o"},
-                       messages=[{"role": "user", "content": "hello"}])
+    response = hl.chat(
+        project="p",
+        num_samples=3,
+        model_config={"model": "gpt-4o"},
+        messages=[{"role": "user", "content": "hello"}],
+    )
     assert fake.last.body["n"] == 3
     assert [d.index for d in response.data] == [0, 1, 2]
     assert [d.output for d in response.data] == ["Echo: hello", "Echo: hello #1", "Echo: hello #2"]
@@ -143,7 +176,11 @@ def test_tools_and_named_tool_choice(hl: Humanloop, fake: FakeOpenAI) -> None:
     tool = {
         "name": "lookup",
         "description": "Look something up",
-        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"q": {"type": "string"}},
+            "required": ["q"],
+        },
     }
     response = hl.chat(
         project="p",
@@ -181,14 +218,30 @@ def test_tools_and_named_tool_choice(hl: Humanloop, fake: FakeOpenAI) -> None:
 def test_provider_error_keeps_status_and_is_logged(
     hl: Humanloop, server: RunningServer, fake: FakeOpenAI
 ) -> None:
-    fake.enqueue(429, {"error": {"message": "Rate limit reached for gpt-4o", "type": "requests",
-                                 "code": "rate_limit_exceeded"}})
+    fake.enqueue(
+        429,
+        {
+            "error": {
+                "message": "Rate limit reached for gpt-4o",
+                "type": "requests",
+                "code": "rate_limit_exceeded",
+            }
+        },
+    )
     with pytest.raises(ApiException) as raised:
-        hl.chat(project="errs", model_config={"model": "gpt-4o"}, messages=[{"role": "user", "content": "x"}])
+        hl.chat(
+            project="errs",
+            model_config={"model": "gpt-4o"},
+            messages=[{"role": "user", "content": "x"}],
+        )
     assert raised.value.status == 429
     detail = raised.value.body["detail"]
-    assert detail == {"type": "requests", "message": "Rate limit reached for gpt-4o", "code": 429,
-                      "origin": "OpenAI"}
+    assert detail == {
+        "type": "requests",
+        "message": "Rate limit reached for gpt-4o",
+        "code": 429,
+        "origin": "OpenAI",
+    }
     store = server.store()
     org_id = store.org_id_by_name("acme")
     project_id = store.project_id_by_name(org_id, "errs")
@@ -209,10 +262,22 @@ def test_provider_keys_never_stored_or_returned(
     )
     assert fake.last.headers["Authorization"] == f"Bearer {secret}"
     # A provider that echoes the key in an error must not leak it either.
-    fake.enqueue(401, {"error": {"message": f"Incorrect API key provided: {secret}", "type": "invalid_request_error"}})
+    fake.enqueue(
+        401,
+        {
+            "error": {
+                "message": f"Incorrect API key provided: {secret}",
+                "type": "invalid_request_error",
+            }
+        },
+    )
     with pytest.raises(ApiException) as raised:
-        hl.chat(project="keys", model_config={"model": "gpt-4o"}, provider_api_keys={"openai": secret},
-                messages=[{"role": "user", "content": "again"}])
+        hl.chat(
+            project="keys",
+            model_config={"model": "gpt-4o"},
+            provider_api_keys={"openai": secret},
+            messages=[{"role": "user", "content": "again"}],
+        )
     assert raised.value.status == 401
     assert secret not in json.dumps(raised.value.body)
     assert secret not in str(response.dict())
@@ -227,38 +292,61 @@ def test_provider_keys_never_stored_or_returned(
 
 
 def test_server_environment_key_is_the_fallback(hl: Humanloop, fake: FakeOpenAI) -> None:
-    hl.chat(project="p", model_config={"model": "gpt-4o"}, messages=[{"role": "user", "content": "x"}])
+    hl.chat(
+        project="p", model_config={"model": "gpt-4o"}, messages=[{"role": "user", "content": "x"}]
+    )
     assert fake.last.headers["Authorization"] == f"Bearer {ENV_OPENAI_KEY}"
 
 
 def test_another_organisation_cannot_read_logs_or_sessions(
     hl: Humanloop, server: RunningServer, fake: FakeOpenAI
 ) -> None:
-    response = hl.chat(project="private", session_reference_id="s", model_config={"model": "gpt-4o"},
-                       messages=[{"role": "user", "content": "secret plans"}])
+    response = hl.chat(
+        project="private",
+        session_reference_id="s",
+        model_config={"model": "gpt-4o"},
+        messages=[{"role": "user", "content": "secret plans"}],
+    )
     other = Humanloop(api_key=server.key_b, host=server.url)
-    for call in (lambda: other.logs.get(id=response.data[0].id),
-                 lambda: other.sessions.get(id=response.session_id),
-                 lambda: other.chat(project_id=response.project_id, model_config={"model": "gpt-4o"},
-                                    messages=[{"role": "user", "content": "x"}]),
-                 lambda: other.chat(project="x", parent_id=response.data[0].id,
-                                    model_config={"model": "gpt-4o"},
-                                    messages=[{"role": "user", "content": "x"}]),
-                 lambda: other.chat(project="x", session_id=response.session_id,
-                                    model_config={"model": "gpt-4o"},
-                                    messages=[{"role": "user", "content": "x"}])):
+    for call in (
+        lambda: other.logs.get(id=response.data[0].id),
+        lambda: other.sessions.get(id=response.session_id),
+        lambda: other.chat(
+            project_id=response.project_id,
+            model_config={"model": "gpt-4o"},
+            messages=[{"role": "user", "content": "x"}],
+        ),
+        lambda: other.chat(
+            project="x",
+            parent_id=response.data[0].id,
+            model_config={"model": "gpt-4o"},
+            messages=[{"role": "user", "content": "x"}],
+        ),
+        lambda: other.chat(
+            project="x",
+            session_id=response.session_id,
+            model_config={"model": "gpt-4o"},
+            messages=[{"role": "user", "content": "x"}],
+        ),
+    ):
         with pytest.raises(ApiException) as raised:
             call()
         assert raised.value.status == 404
     # The same project name in another organisation is another project.
-    theirs = other.chat(project="private", model_config={"model": "gpt-4o"},
-                        messages=[{"role": "user", "content": "x"}])
+    theirs = other.chat(
+        project="private",
+        model_config={"model": "gpt-4o"},
+        messages=[{"role": "user", "content": "x"}],
+    )
     assert theirs.project_id != response.project_id
 
 
 def test_mock_provider_needs_no_key(server: RunningServer, fake: FakeOpenAI) -> None:
     hl = Humanloop(api_key=server.key_a, host=server.url)
-    response = hl.chat(project="p", model_config={"model": "mock-1", "provider": "mock"},
-                       messages=[{"role": "user", "content": "ping"}])
+    response = hl.chat(
+        project="p",
+        model_config={"model": "mock-1", "provider": "mock"},
+        messages=[{"role": "user", "content": "ping"}],
+    )
     assert response.data[0].output == "You said: ping"
     assert fake.requests == []

@@ -44,8 +44,14 @@ class FakeOpenAI:
     script: list[Scripted] = field(default_factory=list)
     url: str = ""
 
-    def enqueue(self, status: int = 200, json_body: Any = None, *, raw: bytes | None = None,
-                delay: float = 0.0) -> None:
+    def enqueue(
+        self,
+        status: int = 200,
+        json_body: Any = None,
+        *,
+        raw: bytes | None = None,
+        delay: float = 0.0,
+    ) -> None:
         self.script.append(Scripted(status, json_body, raw, delay))
 
     def reset(self) -> None:
@@ -101,8 +107,9 @@ class FakeOpenAI:
             if scripted.delay:
                 await asyncio.sleep(scripted.delay)
             if scripted.raw is not None:
-                return web.Response(status=scripted.status, body=scripted.raw,
-                                    content_type="application/json")
+                return web.Response(
+                    status=scripted.status, body=scripted.raw, content_type="application/json"
+                )
             return web.json_response(scripted.json_body, status=scripted.status)
         return web.json_response(completion(body))
 
@@ -123,16 +130,27 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
     choice = body.get("tool_choice")
     forced_tool = None
     if body.get("tools") and choice not in (None, "none", "auto"):
-        forced_tool = choice["function"]["name"] if isinstance(choice, dict) else body["tools"][0]["function"]["name"]
+        forced_tool = (
+            choice["function"]["name"]
+            if isinstance(choice, dict)
+            else body["tools"][0]["function"]["name"]
+        )
     choices = []
     generated = 0
     for index in range(body.get("n", 1)):
         if forced_tool:
             arguments = json.dumps({"q": text})
             message: dict[str, Any] = {
-                "role": "assistant", "content": None, "refusal": None,
-                "tool_calls": [{"id": f"call_{index}", "type": "function",
-                                "function": {"name": forced_tool, "arguments": arguments}}],
+                "role": "assistant",
+                "content": None,
+                "refusal": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{index}",
+                        "type": "function",
+                        "function": {"name": forced_tool, "arguments": arguments},
+                    }
+                ],
             }
             finish = "tool_calls"
             generated += len(arguments.split())
@@ -141,7 +159,9 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
             message = {"role": "assistant", "content": reply, "refusal": None}
             finish = "stop"
             generated += len(reply.split())
-        choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": finish})
+        choices.append(
+            {"index": index, "message": message, "logprobs": None, "finish_reason": finish}
+        )
     prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
     return {
         "id": "chatcmpl-fake123",

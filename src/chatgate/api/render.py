@@ -129,7 +129,9 @@ def session_response(summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": summary["id"],
         "reference_id": summary["reference_id"],
-        "projects": [{"id": p["id"], "name": p["name"], "type": "prompt"} for p in summary["projects"]],
+        "projects": [
+            {"id": p["id"], "name": p["name"], "type": "prompt"} for p in summary["projects"]
+        ],
         "datapoints_count": summary["datapoints_count"],
         "first_inputs": summary["first_inputs"],
         "last_output": summary["last_output"],

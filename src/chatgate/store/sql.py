@@ -44,6 +44,11 @@ class LogRef:
 _LOG_COLUMNS = [f.name for f in dataclasses.fields(LogRecord)]
 
 
+def _as_dict(row: sa.Row[Any]) -> dict[str, Any]:
+    # Column names can be str subclasses (quoted_name); plain str keys serialise everywhere.
+    return {str(k): v for k, v in row._mapping.items()}
+
+
 def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
@@ -201,7 +206,7 @@ class Store:
         p = t.projects
         with self.engine.connect() as c:
             row = c.execute(sa.select(p).where(p.c.id == project_id, p.c.org_id == org_id)).first()
-        return dict(row._mapping) if row else None
+        return _as_dict(row) if row else None
 
     def get_or_create_session(self, org_id: str, reference_id: str) -> str:
         s = t.sessions
@@ -220,7 +225,7 @@ class Store:
         s = t.sessions
         with self.engine.connect() as c:
             row = c.execute(sa.select(s).where(s.c.id == session_id, s.c.org_id == org_id)).first()
-        return dict(row._mapping) if row else None
+        return _as_dict(row) if row else None
 
     def get_or_create_config(
         self,
@@ -249,7 +254,7 @@ class Store:
         m = t.model_configs
         with self.engine.connect() as c:
             row = c.execute(sa.select(m).where(m.c.id == config_id, m.c.org_id == org_id)).first()
-        return dict(row._mapping) if row else None
+        return _as_dict(row) if row else None
 
     # --- logs -------------------------------------------------------------------------------
 
@@ -293,7 +298,7 @@ class Store:
             row = c.execute(
                 self._log_query().where(t.logs.c.id == log_id, t.logs.c.org_id == org_id)
             ).first()
-        return dict(row._mapping) if row else None
+        return _as_dict(row) if row else None
 
     def recent_logs(
         self, *, org_id: str | None = None, project_id: str | None = None, limit: int = 20
@@ -306,7 +311,7 @@ class Store:
         if project_id:
             query = query.where(t.logs.c.project_id == project_id)
         with self.engine.connect() as c:
-            return [dict(row._mapping) for row in c.execute(query)]
+            return [_as_dict(row) for row in c.execute(query)]
 
     def session_summary(self, org_id: str, session_id: str) -> dict[str, Any] | None:
         """The session with the projects of its logs, their count, first inputs and last output."""
@@ -322,7 +327,7 @@ class Store:
                 or 0
             )
             projects = [
-                dict(r._mapping)
+                _as_dict(r)
                 for r in c.execute(
                     sa.select(p)
                     .where(

@@ -70,7 +70,9 @@ class _ChatRequestBase(_Strict):
     seed: int | None = Field(default=None, json_schema_extra={"deprecated": True})
     return_inputs: bool = True
     tool_choice: ToolChoiceField | None = None
-    tool_call: str | dict[str, str] | None = Field(default=None, json_schema_extra={"deprecated": True})
+    tool_call: str | dict[str, str] | None = Field(
+        default=None, json_schema_extra={"deprecated": True}
+    )
     response_format: ResponseFormat | None = None
     reasoning_effort: ReasoningEffort | None = None
     template_language: TemplateLanguage | None = None

@@ -1,0 +1,168 @@
+"""The chatgate command, run as a real process against a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from humanloop import Humanloop
+
+from tests.fakes.openai_server import FakeOpenAI
+
+
+def run(
+    data_dir: Path, *args: str, stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CHATGATE_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    env.pop("CHATGATE_DATABASE_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "chatgate", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if check and result.returncode:
+        raise AssertionError(f"chatgate {args} failed: {result.stdout}{result.stderr}")
+    return result
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def served(tmp_path: Path, fake: FakeOpenAI):  # type: ignore[no-untyped-def]
+    """`chatgate serve` as a subprocess, as the README starts it; yields (url, first key, dir)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHATGATE_DATA_DIR": str(tmp_path),
+        "OPENAI_BASE_URL": fake.url,
+        "OPENAI_API_KEY": "sk-from-env",
+    }
+    env.pop("CHATGATE_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "chatgate", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    assert process.stdout is not None
+    deadline = time.monotonic() + 30
+    key = None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if line.startswith("cg_"):
+            key = line.strip()
+        if "Uvicorn running" in line or "Application startup complete" in line:
+            break
+    assert key, "".join(lines)
+    url = f"http://127.0.0.1:{port}/v4"
+    assert any(url in line for line in lines), "".join(lines)
+    try:
+        yield url, key, tmp_path
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def test_first_start_prints_a_working_key_and_the_url(served) -> None:  # type: ignore[no-untyped-def]
+    url, key, _ = served
+    hl = Humanloop(api_key=key, host=url)
+    response = hl.chat(
+        project="quickstart",
+        model_config={"model": "mock-1", "provider": "mock"},
+        messages=[{"role": "user", "content": "hello chatgate"}],
+    )
+    assert response.data[0].output == "You said: hello chatgate"
+
+
+def test_new_key_works_at_once_and_revocation(served, fake: FakeOpenAI) -> None:  # type: ignore[no-untyped-def]
+    url, _, data_dir = served
+    created = run(data_dir, "keys", "create", "--org", "acme")
+    key = created.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"cg_[A-Za-z0-9_-]{43}", key)
+    ok = httpx.post(
+        f"{url}/chat",
+        headers={"X-API-KEY": key},
+        json={
+            "project": "p",
+            "model_config": {"model": "m", "provider": "mock"},
+            "messages": [{"role": "user", "content": "x"}],
+        },
+    )
+    assert ok.status_code == 200
+
+    listing = run(data_dir, "keys", "list", "--org", "acme").stdout
+    assert key[:11] in listing and key not in listing
+    assert "acme" in listing
+    run(data_dir, "keys", "revoke", key[:11])
+    listing = run(data_dir, "keys", "list").stdout
+    assert "revoked" in listing
+    assert run(data_dir, "keys", "revoke", "cg_nothing", check=False).returncode == 1
+
+
+def test_logs_command(served) -> None:  # type: ignore[no-untyped-def]
+    url, key, data_dir = served
+    for text in ("first", "second"):
+        httpx.post(
+            f"{url}/chat",
+            headers={"X-API-KEY": key},
+            json={
+                "project": "cli",
+                "model_config": {"model": "m", "provider": "mock"},
+                "messages": [{"role": "user", "content": text}],
+            },
+        ).raise_for_status()
+    lines = run(
+        data_dir, "logs", "--json", "--org", "default", "--project", "cli"
+    ).stdout.splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [r["output"] for r in rows] == ["You said: second", "You said: first"]
+    assert rows[0]["project_name"] == "cli"
+    table = run(data_dir, "logs").stdout
+    assert "You said: second" in table and "mock/m" in table
+    assert run(data_dir, "logs", "--org", "nobody", check=False).returncode == 1
+
+
+def test_provider_keys_set_is_used_and_encrypted(served, fake: FakeOpenAI) -> None:  # type: ignore[no-untyped-def]
+    url, key, data_dir = served
+    secret = "sk-org-saved-key-abcdef123456"
+    run(data_dir, "provider-keys", "set", "--org", "default", "openai", stdin=secret + "\n")
+    response = httpx.post(
+        f"{url}/chat",
+        headers={"X-API-KEY": key},
+        json={
+            "project": "p",
+            "model_config": {"model": "gpt-4o"},
+            "messages": [{"role": "user", "content": "x"}],
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert fake.last.headers["Authorization"] == f"Bearer {secret}"
+    for path in data_dir.iterdir():
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes()
+
+
+def test_db_upgrade(tmp_path: Path) -> None:
+    result = run(tmp_path, "db", "upgrade")
+    assert "up to date" in result.stdout
+    assert (tmp_path / "chatgate.db").exists()
