@@ -7,6 +7,7 @@
     ├── BadRequest                400  (e.g. no key for a provider)
     ├── Unauthorized              401  (missing or unknown X-API-KEY)
     ├── NotFound                  404  (project, session, parent, log ... not in the organisation)
+    ├── PayloadTooLarge           413  (body over CHATGATE_MAX_BODY_BYTES)
     ├── NotImplementedByServer    501  (a v4 feature or provider this server does not offer yet)
     ├── ServiceUnavailable        503
     └── ProviderError             the provider's own status, origin = the provider
@@ -82,6 +83,11 @@ class Unauthorized(ChatgateError):
 class NotFound(ChatgateError):
     status = 404
     type = "not_found_error"
+
+
+class PayloadTooLarge(ChatgateError):
+    status = 413
+    type = "payload_too_large_error"
 
 
 class NotImplementedByServer(ChatgateError):

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     #: Most log records the writer queue holds before callers wait (backpressure, not memory).
     writer_queue_size: int = 10_000
+    #: Largest request body accepted (413 above); images as base64 make bodies large.
+    max_body_bytes: int = 32 * 1024 * 1024
     #: Seconds a cached API-key lookup is trusted; a revoked key stops working within this time.
     auth_cache_seconds: float = 10.0
     #: Total seconds allowed for one upstream provider call.

@@ -525,3 +525,22 @@ def test_base_url_is_never_taken_from_the_request(server: RunningServer, fake: F
     )
     assert response.status_code == 200
     assert fake.last.path == "/v1/chat/completions"  # still the configured server
+
+
+def test_malformed_provider_success_is_502_not_500(server: RunningServer, fake: FakeOpenAI) -> None:
+    fake.enqueue(200, {"choices": "not-a-list-of-choices"})
+    response = server.post_chat(body())
+    assert response.status_code == 502
+    assert response.json()["detail"]["type"] == "provider_response_error"
+    fake.enqueue(200, raw=b"not json at all")
+    assert server.post_chat(body()).status_code == 502
+
+
+def test_oversized_body_is_413(tmp_path: Any, fake: FakeOpenAI) -> None:
+    from tests.conftest import start_server
+
+    runner, running = start_server(tmp_path, fake.url, max_body_bytes=1000)
+    with runner:
+        response = running.post_chat(body(messages=[{"role": "user", "content": "x" * 2000}]))
+        assert response.status_code == 413
+        assert response.json()["detail"]["code"] == 413

@@ -55,29 +55,31 @@ def served(tmp_path: Path, fake: FakeOpenAI):  # type: ignore[no-untyped-def]
         "OPENAI_API_KEY": "sk-from-env",
     }
     env.pop("CHATGATE_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "chatgate", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    assert process.stdout is not None
-    deadline = time.monotonic() + 30
-    key = None
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        lines.append(line)
-        if line.startswith("cg_"):
-            key = line.strip()
-        if "Uvicorn running" in line or "Application startup complete" in line:
-            break
-    assert key, "".join(lines)
+    output = tmp_path / "serve.out"
+    with output.open("w") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "chatgate", "serve", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     url = f"http://127.0.0.1:{port}/v4"
-    assert any(url in line for line in lines), "".join(lines)
     try:
-        yield url, key, tmp_path
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, output.read_text()
+            assert time.monotonic() < deadline, output.read_text()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        printed = output.read_text()
+        keys = [line.strip() for line in printed.splitlines() if line.startswith("cg_")]
+        assert len(keys) == 1, printed
+        assert url in printed
+        yield url, keys[0], tmp_path
     finally:
         process.terminate()
         process.wait(15)
@@ -166,3 +168,29 @@ def test_db_upgrade(tmp_path: Path) -> None:
     result = run(tmp_path, "db", "upgrade")
     assert "up to date" in result.stdout
     assert (tmp_path / "chatgate.db").exists()
+
+
+def _readme_blocks(language: str) -> list[str]:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    return re.findall(rf"```{language}\n(.*?)```", readme, flags=re.S)
+
+
+def test_readme_examples_work_as_printed(served) -> None:  # type: ignore[no-untyped-def]
+    """The README's curl and SDK snippets, with only the key and port filled in."""
+    url, key, _ = served
+    port = url.split(":")[2].split("/")[0]
+    [curl] = [block for block in _readme_blocks("bash") if "curl" in block]
+    curl = curl.replace("cg_...", key).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    result = subprocess.run(
+        ["bash", "-c", curl], capture_output=True, text=True, timeout=30, check=True
+    )
+    assert json.loads(result.stdout)["data"][0]["output"] == "You said: Hi there"
+
+    [snippet] = _readme_blocks("python")
+    snippet = snippet.replace('"cg_..."', repr(key)).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    result = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "You said: Hi there"
+    assert "a helpful pirate" in result.stdout

@@ -205,7 +205,7 @@ def test_tools_and_named_tool_choice(hl: Humanloop, fake: FakeOpenAI) -> None:
         model_config={"model": "gpt-4o", "tools": [tool]},
         messages=[
             {"role": "user", "content": "weather in Paris"},
-            {"role": "assistant", "tool_calls": [call.dict()]},
+            {"role": "assistant", "tool_calls": [call.model_dump()]},
             {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
         ],
     )
@@ -280,9 +280,9 @@ def test_provider_keys_never_stored_or_returned(
         )
     assert raised.value.status == 401
     assert secret not in json.dumps(raised.value.body)
-    assert secret not in str(response.dict())
+    assert secret not in str(response.model_dump())
     log = hl.logs.get(id=response.data[0].id)
-    assert secret not in str(log.dict())
+    assert secret not in str(log.model_dump())
 
     server.store().close()
     for path in server.data_dir.iterdir():  # the database and its WAL

@@ -12,11 +12,23 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from chatgate.errors import PayloadTooLarge
+
 Model = TypeVar("Model", bound=BaseModel)
 
 
-async def parse_body(request: Request, model: type[Model]) -> Model:
-    raw = await request.body()
+async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Model:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge(f"request body over {max_bytes} bytes (CHATGATE_MAX_BODY_BYTES)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"request body over {max_bytes} bytes (CHATGATE_MAX_BODY_BYTES)")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
     try:
         return model.model_validate_json(raw or b"null")
     except ValidationError as exc:

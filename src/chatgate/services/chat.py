@@ -190,10 +190,22 @@ class ChatService:
 
         accumulator = Accumulator(request.num_samples)
         provider_started = time.perf_counter()
+        failure: ProviderError | None = None
         try:
             async for event in wire.events(self._http, upstream, call, spec):
                 accumulator.feed(event)
         except ProviderError as exc:
+            failure = exc
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+            # A 200 whose body does not have the provider's documented shape.
+            failure = ProviderError(
+                f"{spec.origin} sent a response chatgate could not read ({type(exc).__name__}: {exc})",
+                status=502,
+                origin=spec.origin,
+                kind="provider_response_error",
+            )
+        if failure is not None:
+            exc = failure
             exc.message = scrub_message(exc.message, secrets)
             now = time.perf_counter()
             failed = replace(
@@ -204,7 +216,7 @@ class ChatService:
                 provider_latency=now - provider_started,
             )
             await self._record([failed if request.save else without_payloads(failed)])
-            raise
+            raise exc
         finished = time.perf_counter()
         base = replace(
             base,

@@ -32,7 +32,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     openapi_extra=openapi_body(ChatRequest),
 )
 async def chat(http_request: Request, principal: OrgDep, state: StateDep) -> Response:
-    body = await parse_body(http_request, ChatRequest)
+    body = await parse_body(http_request, ChatRequest, state.settings.max_body_bytes)
     request = to_input(body, body.config)
     if request.stream:
         raise NotImplementedByServer("stream: true is not supported by this server yet")
