@@ -205,18 +205,17 @@ class ChatService:
                 kind="provider_response_error",
             )
         if failure is not None:
-            exc = failure
-            exc.message = scrub_message(exc.message, secrets)
+            failure.message = scrub_message(failure.message, secrets)
             now = time.perf_counter()
             failed = replace(
                 base,
                 id=log_ids[0],
-                error=exc.message,
+                error=failure.message,
                 duration=now - started,
                 provider_latency=now - provider_started,
             )
             await self._record([failed if request.save else without_payloads(failed)])
-            raise exc
+            raise failure
         finished = time.perf_counter()
         base = replace(
             base,
