@@ -36,6 +36,9 @@ class Scripted:
     json_body: Any = None
     raw: bytes | None = None
     delay: float = 0.0
+    #: For a streamed request: the exact byte pieces to send, each after ``chunk_delay``.
+    pieces: list[bytes] | None = None
+    chunk_delay: float = 0.0
 
 
 @dataclass
@@ -44,6 +47,15 @@ class FakeOpenAI:
     script: list[Scripted] = field(default_factory=list)
     url: str = ""
 
+    #: Streams whose client went away before the stream was complete.
+    disconnects: int = 0
+    #: Streams that were written to the end.
+    completed_streams: int = 0
+    #: Bytes of stream body written so far (all streams).
+    stream_bytes_written: int = 0
+    #: Seconds between default stream chunks.
+    chunk_delay: float = 0.0
+
     def enqueue(
         self,
         status: int = 200,
@@ -51,12 +63,18 @@ class FakeOpenAI:
         *,
         raw: bytes | None = None,
         delay: float = 0.0,
+        pieces: list[bytes] | None = None,
+        chunk_delay: float = 0.0,
     ) -> None:
-        self.script.append(Scripted(status, json_body, raw, delay))
+        self.script.append(Scripted(status, json_body, raw, delay, pieces, chunk_delay))
 
     def reset(self) -> None:
         self.requests.clear()
         self.script.clear()
+        self.disconnects = 0
+        self.completed_streams = 0
+        self.stream_bytes_written = 0
+        self.chunk_delay = 0.0
 
     @property
     def last(self) -> Recorded:
@@ -106,12 +124,34 @@ class FakeOpenAI:
             scripted = self.script.pop(0)
             if scripted.delay:
                 await asyncio.sleep(scripted.delay)
+            if scripted.pieces is not None:
+                return await self._stream(request, scripted.pieces, scripted.chunk_delay)
             if scripted.raw is not None:
                 return web.Response(
                     status=scripted.status, body=scripted.raw, content_type="application/json"
                 )
             return web.json_response(scripted.json_body, status=scripted.status)
+        if body.get("stream"):
+            return await self._stream(request, sse_pieces(body), self.chunk_delay)
         return web.json_response(completion(body))
+
+    async def _stream(
+        self, request: web.Request, pieces: list[bytes], delay: float
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        try:
+            for piece in pieces:
+                if delay:
+                    await asyncio.sleep(delay)
+                await response.write(piece)
+                self.stream_bytes_written += len(piece)
+            await response.write_eof()
+        except (ConnectionResetError, ConnectionError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
+        self.completed_streams += 1
+        return response
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -183,3 +223,103 @@ if __name__ == "__main__":  # pragma: no cover - manual use
     fake = FakeOpenAI().start()
     print(fake.url, flush=True)
     threading.Event().wait()
+
+
+def _chunk(body: dict[str, Any], choices: list[dict[str, Any]], usage: Any = None) -> bytes:
+    payload: dict[str, Any] = {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion.chunk",
+        "created": 1732700000,
+        "model": body.get("model"),
+        "system_fingerprint": "fp_fake",
+        "choices": choices,
+    }
+    if (body.get("stream_options") or {}).get("include_usage"):
+        payload["usage"] = usage
+    return b"data: " + json.dumps(payload).encode() + b"\n\n"
+
+
+def sse_pieces(body: dict[str, Any]) -> list[bytes]:
+    """The default completion as OpenAI streams it: a role chunk, content word by word (choices
+    interleaved), tool-call arguments in two halves, finish chunks, a usage chunk, ``[DONE]``."""
+    full = completion(body)
+    pieces: list[bytes] = []
+    for choice in full["choices"]:
+        delta = {"role": "assistant", "content": "", "refusal": None}
+        pieces.append(
+            _chunk(
+                body,
+                [
+                    {
+                        "index": choice["index"],
+                        "delta": delta,
+                        "logprobs": None,
+                        "finish_reason": None,
+                    }
+                ],
+            )
+        )
+    per_choice: list[list[dict[str, Any]]] = []
+    for choice in full["choices"]:
+        message, deltas = choice["message"], []
+        if message.get("content"):
+            words = message["content"].split(" ")
+            deltas += [
+                {"content": w + (" " if i < len(words) - 1 else "")} for i, w in enumerate(words)
+            ]
+        for n, call in enumerate(message.get("tool_calls") or []):
+            arguments = call["function"]["arguments"]
+            half = len(arguments) // 2
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {
+                            "index": n,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {"name": call["function"]["name"], "arguments": ""},
+                        }
+                    ]
+                }
+            )
+            deltas.append(
+                {"tool_calls": [{"index": n, "function": {"arguments": arguments[:half]}}]}
+            )
+            deltas.append(
+                {"tool_calls": [{"index": n, "function": {"arguments": arguments[half:]}}]}
+            )
+        per_choice.append(deltas)
+    for round_ in range(max(len(d) for d in per_choice)):
+        for index, deltas in enumerate(per_choice):
+            if round_ < len(deltas):
+                pieces.append(
+                    _chunk(
+                        body,
+                        [
+                            {
+                                "index": index,
+                                "delta": deltas[round_],
+                                "logprobs": None,
+                                "finish_reason": None,
+                            }
+                        ],
+                    )
+                )
+    for choice in full["choices"]:
+        pieces.append(
+            _chunk(
+                body,
+                [
+                    {
+                        "index": choice["index"],
+                        "delta": {},
+                        "logprobs": None,
+                        "finish_reason": choice["finish_reason"],
+                    }
+                ],
+            )
+        )
+    if (body.get("stream_options") or {}).get("include_usage"):
+        pieces.append(_chunk(body, [], full["usage"]))
+    pieces.append(b"data: [DONE]\n\n")
+    return pieces

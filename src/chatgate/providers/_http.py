@@ -56,11 +56,24 @@ async def post(
     headers: dict[str, str],
     *,
     origin: str,
+    stream: bool = False,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
-    """POST JSON; raise the v4 error for transport failures and non-2xx answers."""
+    """POST JSON; raise the v4 error for transport failures and non-2xx answers.
+
+    A stream may run longer than the total timeout: for streams, the timeout bounds each silence
+    between reads instead of the whole call.
+    """
+    timeout = http.timeout
+    if stream:
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeout.sock_connect, sock_read=timeout.total
+        )
     try:
         async with http.post(
-            url, data=orjson.dumps(body), headers={"Content-Type": "application/json", **headers}
+            url,
+            data=orjson.dumps(body),
+            headers={"Content-Type": "application/json", **headers},
+            timeout=timeout,
         ) as response:
             if response.status >= 400:
                 raw = await response.read()

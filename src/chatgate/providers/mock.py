@@ -16,6 +16,9 @@ Behaviour (documented in docs/compat.md, relied on by the README and the tests):
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,10 +27,9 @@ import aiohttp
 import orjson
 
 from chatgate.domain import ChatCall, Message
-from chatgate.errors import NotImplementedByServer
 from chatgate.providers.base import ProviderSpec, Upstream
 from chatgate.providers.openai_chat import build_body, events_from_completion
-from chatgate.streaming import StreamEvent
+from chatgate.streaming import RawResponse, StreamEvent, TextDelta
 
 _FILL: dict[str, Any] = {"number": 0, "integer": 0, "boolean": False}
 
@@ -133,7 +135,25 @@ class MockWire:
     async def events(
         self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
     ) -> AsyncIterator[StreamEvent]:
-        if call.stream:
-            raise NotImplementedByServer("streaming is not available on this server yet")
-        for event in events_from_completion(completion(call)):
-            yield event
+        payload = completion(call)
+        if not call.stream:
+            for event in events_from_completion(payload):
+                yield event
+            return
+        # Streamed: the same reply word by word, samples interleaved, then tool calls, finishes
+        # and usage, exactly the events of the non-streamed call.
+        yield RawResponse(payload)
+        events = events_from_completion(payload)[1:]
+        pieces = [
+            [TextDelta(e.index, p) for p in re.findall(r"\S+\s*|\s+", e.text)]
+            for e in events
+            if isinstance(e, TextDelta)
+        ]
+        for round_ in itertools.zip_longest(*pieces):
+            for piece in round_:
+                if piece is not None:
+                    yield piece
+            await asyncio.sleep(0)
+        for event in events:
+            if not isinstance(event, TextDelta):
+                yield event

@@ -13,14 +13,16 @@ import aiohttp
 import orjson
 
 from chatgate.domain import ChatCall, Message, Usage
-from chatgate.errors import InvalidRequest, NotImplementedByServer, ProviderError
+from chatgate.errors import InvalidRequest, ProviderConnectionError, ProviderError
 from chatgate.providers import _http
+from chatgate.providers._sse import SSEDecoder
 from chatgate.providers.base import ProviderSpec, Upstream
 from chatgate.providers.profiles import uses_max_completion_tokens
 from chatgate.streaming import (
     Finish,
     RawResponse,
     StreamEvent,
+    StreamFailed,
     TextDelta,
     ToolCallDelta,
     UsageReport,
@@ -173,6 +175,118 @@ def events_from_completion(payload: dict[str, Any]) -> list[StreamEvent]:
     return events
 
 
+class StreamAssembler:
+    """Translates chat.completion.chunk objects into events, and rebuilds the chat.completion that
+    the same call made without streaming would have returned (the log's provider_response)."""
+
+    def __init__(self) -> None:
+        self._top: dict[str, Any] = {}
+        self._choices: dict[int, dict[str, Any]] = {}
+        self._usage: dict[str, Any] | None = None
+
+    def events(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        for key, value in chunk.items():
+            if key not in ("choices", "usage", "object") and key not in self._top:
+                self._top[key] = value
+        events: list[StreamEvent] = []
+        for choice in chunk.get("choices") or []:
+            index = int(choice.get("index", 0))
+            state = self._choices.setdefault(
+                index,
+                {
+                    "content": [],
+                    "refusal": None,
+                    "tool_calls": {},
+                    "finish_reason": None,
+                    "logprobs": "logprobs" in choice,
+                },
+            )
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if content:
+                state["content"].append(content)
+                events.append(TextDelta(index, content))
+            if "refusal" in delta:
+                state["refusal"] = (state["refusal"] or "") + (delta["refusal"] or "") or None
+            for tool_call in delta.get("tool_calls") or []:
+                call_index = int(tool_call.get("index", 0))
+                function = tool_call.get("function") or {}
+                slot = state["tool_calls"].setdefault(
+                    call_index, {"id": None, "name": "", "arguments": []}
+                )
+                if tool_call.get("id"):
+                    slot["id"] = tool_call["id"]
+                if function.get("name"):
+                    slot["name"] += function["name"]
+                if function.get("arguments"):
+                    slot["arguments"].append(function["arguments"])
+                events.append(
+                    ToolCallDelta(
+                        index,
+                        call_index,
+                        tool_call.get("id"),
+                        function.get("name"),
+                        function.get("arguments") or "",
+                    )
+                )
+            reason = choice.get("finish_reason")
+            if reason:
+                state["finish_reason"] = reason
+                events.append(Finish(index, FINISH_REASONS.get(reason, reason)))
+        if chunk.get("usage"):
+            self._usage = chunk["usage"]
+            usage = usage_from(self._usage)
+            if usage is not None:
+                events.append(UsageReport(usage))
+        return events
+
+    def completion(self) -> dict[str, Any]:
+        choices = []
+        for index, state in sorted(self._choices.items()):
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": "".join(state["content"]) or None,
+                "refusal": state["refusal"],
+            }
+            if state["tool_calls"]:
+                message["tool_calls"] = [
+                    {
+                        "id": slot["id"],
+                        "type": "function",
+                        "function": {"name": slot["name"], "arguments": "".join(slot["arguments"])},
+                    }
+                    for _, slot in sorted(state["tool_calls"].items())
+                ]
+            choice: dict[str, Any] = {"index": index, "message": message}
+            if state["logprobs"]:
+                choice["logprobs"] = None
+            choice["finish_reason"] = state["finish_reason"]
+            choices.append(choice)
+        completion = {"id": self._top.get("id"), "object": "chat.completion"}
+        completion.update({k: v for k, v in self._top.items() if k != "id"})
+        completion["choices"] = choices
+        if self._usage is not None:
+            completion["usage"] = self._usage
+        return completion
+
+    def unfinished(self, num_samples: int) -> list[int]:
+        return [
+            i
+            for i in range(num_samples)
+            if i not in self._choices or self._choices[i]["finish_reason"] is None
+        ]
+
+
+def _stream_error(payload: dict[str, Any], origin: str) -> ProviderError:
+    error = payload.get("error")
+    if isinstance(error, dict):
+        message = str(error.get("message") or error)
+        kind = str(error["type"]) if error.get("type") else None
+    else:
+        message, kind = str(error), None
+    return ProviderError(message, status=502, origin=origin, kind=kind or "provider_stream_error")
+
+
 class OpenAIChatWire:
     def prepare(self, call: ChatCall, spec: ProviderSpec) -> Upstream:
         base_url = (call.base_url or spec.base_url or "").rstrip("/")
@@ -185,7 +299,9 @@ class OpenAIChatWire:
         self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
     ) -> AsyncIterator[StreamEvent]:
         if call.stream:
-            raise NotImplementedByServer("streaming is not available on this server yet")
+            async for event in self._stream(http, upstream, call, spec):
+                yield event
+            return
         async with _http.post(
             http, upstream.url, upstream.body, upstream.headers, origin=spec.origin
         ) as response:
@@ -200,3 +316,41 @@ class OpenAIChatWire:
             ) from None
         for event in events_from_completion(payload):
             yield event
+
+    async def _stream(
+        self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
+    ) -> AsyncIterator[StreamEvent]:
+        decoder = SSEDecoder()
+        assembler = StreamAssembler()
+        async with _http.post(
+            http, upstream.url, upstream.body, upstream.headers, origin=spec.origin, stream=True
+        ) as response:
+            done = False
+            async for chunk in response.content.iter_any():
+                for sse in decoder.feed(chunk):
+                    if sse.data == "[DONE]":
+                        done = True
+                        break
+                    payload = orjson.loads(sse.data)
+                    if isinstance(payload, dict) and "error" in payload:
+                        yield RawResponse(assembler.completion())
+                        yield StreamFailed(_stream_error(payload, spec.origin))
+                        return
+                    for event in assembler.events(payload):
+                        yield event
+                if done:
+                    break
+            if not done:
+                for sse in decoder.close():
+                    if sse.data != "[DONE]":
+                        for event in assembler.events(orjson.loads(sse.data)):
+                            yield event
+        yield RawResponse(assembler.completion())
+        unfinished = assembler.unfinished(call.num_samples)
+        if unfinished:
+            yield StreamFailed(
+                ProviderConnectionError(
+                    f"{spec.origin} ended the stream before sample {unfinished[0]} finished",
+                    origin=spec.origin,
+                )
+            )

@@ -7,7 +7,7 @@ The HTTP layer turns a v4 body into a :class:`ChatInput`; :meth:`ChatService.cha
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -32,13 +32,13 @@ from chatgate.errors import (
     ServiceUnavailable,
 )
 from chatgate.providers import NOT_YET_SUPPORTED, WIRES
-from chatgate.providers.base import ProviderSpec
+from chatgate.providers.base import ProviderSpec, Upstream
 from chatgate.services.auth import Principal
 from chatgate.services.credentials import CredentialResolver
 from chatgate.services.recorder import records_for, scrub, scrub_message, without_payloads
 from chatgate.services.resolve import Resolver
 from chatgate.store.writer import LogWriter
-from chatgate.streaming import Accumulator
+from chatgate.streaming import Accumulator, StreamEvent
 from chatgate.templating import render_messages
 
 
@@ -84,6 +84,87 @@ class ChatOutcome:
     provider_responses: list[Any]
 
 
+@dataclass(slots=True)
+class PreparedCall:
+    """A call ready to run: the provider request is built and every name is resolved."""
+
+    spec: ProviderSpec
+    call: ChatCall
+    upstream: Upstream
+    #: The log record every sample starts from (ids, inputs, messages, provider_request ...).
+    base: LogRecord
+    log_ids: list[str]
+    secrets: tuple[str, ...]
+    started: float
+    #: The provider's events; nothing is sent upstream until the first one is awaited.
+    events: AsyncIterator[StreamEvent]
+
+    def outcome(self, accumulator: Accumulator) -> ChatOutcome:
+        return ChatOutcome(
+            project_id=self.base.project_id,
+            session_id=self.base.session_id,
+            config_id=self.base.config_id,
+            log_ids=self.log_ids,
+            samples=accumulator.samples(),
+            usage=accumulator.total_usage,
+            messages=self.base.messages or [],
+            provider_request=self.base.provider_request,
+            provider_responses=scrub(accumulator.raw_responses, self.secrets),
+        )
+
+
+def as_provider_error(exc: Exception, spec: ProviderSpec) -> ProviderError:
+    """Anything a wire raised, as the provider error the caller sees."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, (KeyError, TypeError, ValueError, AttributeError, IndexError)):
+        # A 200 whose body does not have the provider's documented shape.
+        return ProviderError(
+            f"{spec.origin} sent a response chatgate could not read ({type(exc).__name__}: {exc})",
+            status=502,
+            origin=spec.origin,
+            kind="provider_response_error",
+        )
+    raise exc
+
+
+def finished_records(
+    prepared: PreparedCall,
+    accumulator: Accumulator,
+    provider_started: float,
+    *,
+    unfinished_error: str | None = None,
+) -> list[LogRecord]:
+    """The logs of a call that ran: one per sample, streamed or not, from the same accumulator.
+
+    ``unfinished_error`` is recorded on samples that never finished (a stream cut short).
+    """
+    finished = time.perf_counter()
+    error = accumulator.error.message if accumulator.error else unfinished_error
+    base = replace(
+        prepared.base,
+        duration=finished - prepared.started,
+        provider_latency=finished - provider_started,
+    )
+    responses = scrub(accumulator.raw_responses, prepared.secrets)
+    samples = [
+        s
+        if s.error or accumulator.is_finished(s.index) or error is None
+        else replace(s, error=error)
+        for s in accumulator.samples()
+    ]
+    samples = [
+        replace(s, error=scrub_message(s.error, prepared.secrets)) if s.error else s
+        for s in samples
+    ]
+    return records_for(
+        base=base,
+        log_ids=prepared.log_ids,
+        samples=samples,
+        provider_response=responses[0] if len(responses) == 1 else responses or None,
+    )
+
+
 class ChatService:
     def __init__(
         self,
@@ -117,7 +198,8 @@ class ChatService:
             "enum",
         )
 
-    async def chat(self, principal: Principal, request: ChatInput) -> ChatOutcome:
+    async def prepare(self, principal: Principal, request: ChatInput) -> PreparedCall:
+        """Everything before the provider is called; every failure here is a plain v4 error."""
         started = time.perf_counter()
         created_at = time.time()
         org_id = principal.org_id
@@ -144,7 +226,7 @@ class ChatService:
         )
         wire = WIRES[spec.wire]
         upstream = wire.prepare(call, spec)
-        secrets = [api_key] if api_key else []
+        secrets = (api_key,) if api_key else ()
         provider_request = scrub(upstream.body, secrets)
 
         project_id = await self._resolver.project(
@@ -186,65 +268,51 @@ class ChatService:
             tool_choice=request.tool_choice,
             tools=[t.to_v4() for t in config.tools] or None,
         )
-        log_ids = [ids.new_id(ids.LOG) for _ in range(request.num_samples)]
+        return PreparedCall(
+            spec=spec,
+            call=call,
+            upstream=upstream,
+            base=base,
+            log_ids=[ids.new_id(ids.LOG) for _ in range(request.num_samples)],
+            secrets=secrets,
+            started=started,
+            events=wire.events(self._http, upstream, call, spec),
+        )
 
+    async def chat(self, principal: Principal, request: ChatInput) -> ChatOutcome:
+        prepared = await self.prepare(principal, request)
         accumulator = Accumulator(request.num_samples)
         provider_started = time.perf_counter()
-        failure: ProviderError | None = None
         try:
-            async for event in wire.events(self._http, upstream, call, spec):
+            async for event in prepared.events:
                 accumulator.feed(event)
-        except ProviderError as exc:
-            failure = exc
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-            # A 200 whose body does not have the provider's documented shape.
-            failure = ProviderError(
-                f"{spec.origin} sent a response chatgate could not read ({type(exc).__name__}: {exc})",
-                status=502,
-                origin=spec.origin,
-                kind="provider_response_error",
-            )
-        if failure is not None:
-            failure.message = scrub_message(failure.message, secrets)
-            now = time.perf_counter()
-            failed = replace(
-                base,
-                id=log_ids[0],
-                error=failure.message,
-                duration=now - started,
-                provider_latency=now - provider_started,
-            )
-            await self._record([failed if request.save else without_payloads(failed)])
-            raise failure
-        finished = time.perf_counter()
-        base = replace(
-            base,
-            duration=finished - started,
-            provider_latency=finished - provider_started,
-            error=scrub_message(accumulator.error.message, secrets) if accumulator.error else None,
-        )
-        responses = scrub(accumulator.raw_responses, secrets)
-        samples = accumulator.samples()
-        records = records_for(
-            base=base,
-            log_ids=log_ids,
-            samples=samples,
-            provider_response=responses[0] if len(responses) == 1 else responses or None,
-        )
-        await self._record(records)
-        return ChatOutcome(
-            project_id=project_id,
-            session_id=session_id,
-            config_id=config_id,
-            log_ids=log_ids,
-            samples=samples,
-            usage=accumulator.total_usage,
-            messages=message_dicts,
-            provider_request=provider_request,
-            provider_responses=responses,
-        )
+        except Exception as exc:
+            failure = as_provider_error(exc, prepared.spec)
+            await self.record_failure(prepared, failure, provider_started)
+            raise failure from None
+        records = finished_records(prepared, accumulator, provider_started)
+        await self.record(records)
+        return prepared.outcome(accumulator)
 
-    async def _record(self, records: list[LogRecord]) -> None:
+    async def record_failure(
+        self, prepared: PreparedCall, failure: ProviderError, provider_started: float
+    ) -> None:
+        """A call that failed before producing anything: one log (sample 0) with its error."""
+        failure.message = scrub_message(failure.message, prepared.secrets)
+        now = time.perf_counter()
+        failed = replace(
+            prepared.base,
+            id=prepared.log_ids[0],
+            error=failure.message,
+            duration=now - prepared.started,
+            provider_latency=now - provider_started,
+        )
+        await self.record([failed if failed.save else without_payloads(failed)])
+
+    def record_in_background(self, records: list[LogRecord]) -> None:
+        self._writer.write_in_background(records)
+
+    async def record(self, records: list[LogRecord]) -> None:
         if not self._durable:
             self._writer.write_in_background(records)
             return

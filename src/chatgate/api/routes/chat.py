@@ -11,7 +11,8 @@ from chatgate.api.errors import json_response
 from chatgate.api.render import chat_response
 from chatgate.api.schemas.chat import ChatRequest, ChatResponse, to_input
 from chatgate.api.schemas.common import ErrorResponse, HTTPValidationError
-from chatgate.errors import NotImplementedByServer
+from chatgate.api.sse import SSEResponse, frames
+from chatgate.services.chat_stream import open_stream
 
 router = APIRouter(tags=["Chats"])
 
@@ -35,6 +36,9 @@ async def chat(http_request: Request, principal: OrgDep, state: StateDep) -> Res
     body = await parse_body(http_request, ChatRequest, state.settings.max_body_bytes)
     request = to_input(body, body.config)
     if request.stream:
-        raise NotImplementedByServer("stream: true is not supported by this server yet")
+        stream = await open_stream(
+            state.chat, principal, request, state.settings.sse_keepalive_seconds
+        )
+        return SSEResponse(frames(request, stream))
     outcome = await state.chat.chat(principal, request)
     return json_response(chat_response(request, outcome))

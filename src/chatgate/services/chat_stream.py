@@ -1,0 +1,180 @@
+"""A streamed chat call: provider events in, typed outputs for the SSE layer out.
+
+Text deltas are passed on as they arrive (samples interleave). When the provider's stream ends,
+the samples' logs are built by the same accumulator and recorder as a non-streamed call and
+committed; only then does each sample get its final output (``SampleDone`` / ``SampleFailed``), so
+a client that saw a sample end can fetch its log.
+
+If the client goes away, the consumer closes :meth:`ChatStream.outputs`: the upstream request is
+cancelled at once (its connection closed) and the partial logs are written with the cancellation
+recorded in ``error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from chatgate.domain import Sample
+from chatgate.errors import ChatgateError, ProviderError
+from chatgate.services.auth import Principal
+from chatgate.services.chat import (
+    ChatInput,
+    ChatService,
+    PreparedCall,
+    as_provider_error,
+    finished_records,
+)
+from chatgate.services.recorder import scrub
+from chatgate.streaming import (
+    Accumulator,
+    RawResponse,
+    StreamEvent,
+    StreamFailed,
+    TextDelta,
+    UsageReport,
+)
+
+CANCELLED = "cancelled: the client disconnected before the stream finished"
+
+
+@dataclass(frozen=True, slots=True)
+class SampleDelta:
+    index: int
+    log_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SampleDone:
+    index: int
+    log_id: str
+    sample: Sample
+
+
+@dataclass(frozen=True, slots=True)
+class SampleFailed:
+    index: int
+    log_id: str
+    sample: Sample
+    error: ChatgateError
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    """Nothing arrived for a while; the SSE layer sends a comment so proxies keep the line open."""
+
+
+StreamOutput = SampleDelta | SampleDone | SampleFailed | KeepAlive
+
+
+class ChatStream:
+    def __init__(
+        self, service: ChatService, prepared: PreparedCall, keepalive_seconds: float
+    ) -> None:
+        self._service = service
+        self._prepared = prepared
+        self._keepalive = keepalive_seconds
+        self._accumulator = Accumulator(prepared.call.num_samples)
+        self._provider_started = 0.0
+        self._first: StreamEvent | None = None
+        self._early: list[StreamEvent] = []
+
+    @property
+    def prepared(self) -> PreparedCall:
+        return self._prepared
+
+    @property
+    def provider_responses(self) -> list[Any]:
+        return list(scrub(self._accumulator.raw_responses, self._prepared.secrets))
+
+    async def start(self) -> None:
+        """Wait for the provider's first content (text, tool call or finish).
+
+        A failure before it is a plain v4 error response; events before it (usage, the raw
+        response) are kept for :meth:`outputs`.
+        """
+        self._provider_started = time.perf_counter()
+        try:
+            while True:
+                event = await anext(self._prepared.events, None)
+                if event is None or not isinstance(event, (RawResponse, UsageReport)):
+                    break
+                self._early.append(event)
+        except Exception as exc:
+            failure = as_provider_error(exc, self._prepared.spec)
+            await self._service.record_failure(self._prepared, failure, self._provider_started)
+            raise failure from None
+        if isinstance(event, StreamFailed):
+            error = event.error
+            if isinstance(error, ProviderError):
+                await self._service.record_failure(self._prepared, error, self._provider_started)
+            raise error
+        self._first = event
+
+    async def outputs(self) -> AsyncIterator[StreamOutput]:
+        prepared, accumulator = self._prepared, self._accumulator
+        for early in self._early:
+            accumulator.feed(early)
+        event = self._first
+        waiting: asyncio.Future[StreamEvent | None] | None = None
+        try:
+            while event is not None:
+                accumulator.feed(event)
+                if isinstance(event, TextDelta):
+                    yield SampleDelta(event.index, prepared.log_ids[event.index], event.text)
+                elif isinstance(event, StreamFailed):
+                    break
+                waiting = asyncio.ensure_future(anext(prepared.events, None))
+                while not waiting.done():
+                    await asyncio.wait({waiting}, timeout=self._keepalive)
+                    if not waiting.done():
+                        yield KeepAlive()
+                try:
+                    event = waiting.result()
+                except Exception as exc:
+                    accumulator.feed(StreamFailed(as_provider_error(exc, prepared.spec)))
+                    event = None
+                waiting = None
+        except (asyncio.CancelledError, GeneratorExit):
+            await self._abandon(waiting)
+            raise
+        records = finished_records(prepared, accumulator, self._provider_started)
+        commit_error: ChatgateError | None = None
+        try:
+            await self._service.record(records)
+        except ChatgateError as exc:
+            commit_error = exc
+        for record, sample in zip(records, accumulator.samples(), strict=True):
+            error = commit_error or (accumulator.error if sample.error else None)
+            if error is not None:
+                yield SampleFailed(sample.index, record.id, sample, error)
+            else:
+                yield SampleDone(sample.index, record.id, sample)
+
+    async def _abandon(self, waiting: asyncio.Future[StreamEvent | None] | None) -> None:
+        """The client is gone: close the upstream call now and record what was received."""
+        if waiting is not None and not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(BaseException):
+                await waiting
+        with contextlib.suppress(BaseException):
+            await self._prepared.events.aclose()  # type: ignore[attr-defined]
+        records = finished_records(
+            self._prepared, self._accumulator, self._provider_started, unfinished_error=CANCELLED
+        )
+        # Nobody waits for this commit; the writer drains it on shutdown.
+        self._service.record_in_background(records)
+
+
+async def open_stream(
+    service: ChatService, principal: Principal, request: ChatInput, keepalive_seconds: float
+) -> ChatStream:
+    """Prepare the call and wait for the provider's first event (errors so far are plain v4)."""
+    stream = ChatStream(service, await service.prepare(principal, request), keepalive_seconds)
+    await stream.start()
+    return stream
