@@ -186,11 +186,17 @@ def test_readme_examples_work_as_printed(served) -> None:  # type: ignore[no-unt
     )
     assert json.loads(result.stdout)["data"][0]["output"] == "You said: Hi there"
 
-    [snippet] = _readme_blocks("python")
-    snippet = snippet.replace('"cg_..."', repr(key)).replace("127.0.0.1:8000", f"127.0.0.1:{port}")
-    result = subprocess.run(
-        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[0] == "You said: Hi there"
-    assert "a helpful pirate" in result.stdout
+    chat_snippet, stream_snippet = _readme_blocks("python")
+    outputs = []
+    for snippet in (chat_snippet, stream_snippet):
+        snippet = snippet.replace('"cg_..."', repr(key)).replace(
+            "127.0.0.1:8000", f"127.0.0.1:{port}"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert outputs[0].splitlines()[0] == "You said: Hi there"
+    assert "a helpful pirate" in outputs[0]
+    assert outputs[1] == "You said: Stream this\n"
