@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import RunningServer, start_server
-from tests.fakes.openai_server import FakeOpenAI, completion
+from tests.fakes.openai_server import FakeOpenAI, completion, sse_pieces
 
 USER = [{"role": "user", "content": "tell me a story"}]
 
@@ -245,16 +245,12 @@ def test_error_after_streaming_began_ends_with_an_error_frame(
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    pieces = [
-        p
-        for p in __import__("tests.fakes.openai_server", fromlist=["sse_pieces"]).sse_pieces(
-            request
-        )[:3]
-    ]
+    pieces = sse_pieces(request)[:3]
     pieces.append(
         b'data: {"error": {"message": "The server had an error", "type": "server_error"}}\n\n'
     )
-    fake.enqueue(pieces=pieces)
+    pieces += [b": still here\n\n"] * 40  # whatever follows the error is not waited for
+    fake.enqueue(pieces=pieces, chunk_delay=0.05)
     response, frames = stream_chat(server, body())
     assert response.status_code == 200
     *deltas, last = frames
@@ -267,6 +263,10 @@ def test_error_after_streaming_began_ends_with_an_error_frame(
         "code": 502,
         "origin": "OpenAI",
     }
+    deadline = time.monotonic() + 3
+    while fake.disconnects == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert fake.disconnects == 1 and fake.completed_streams == 0
     log = get_log(server, last["data"][0]["id"])
     assert log["error"] == "The server had an error"
     assert log["output"] == "Echo: tell"
@@ -275,8 +275,6 @@ def test_error_after_streaming_began_ends_with_an_error_frame(
 
 def test_stream_cut_without_finish_is_an_error(server: RunningServer, fake: FakeOpenAI) -> None:
     request = {"model": "gpt-4o", "messages": USER, "stream": True}
-    from tests.fakes.openai_server import sse_pieces
-
     fake.enqueue(pieces=sse_pieces(request)[:4])  # role + three words, then the connection ends
     _, frames = stream_chat(server, body())
     last = frames[-1]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import orjson
@@ -36,7 +36,7 @@ FAILED = "error"
 class SSEResponse(Response):
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncIterator[bytes]) -> None:
+    def __init__(self, frames: AsyncGenerator[bytes, None]) -> None:
         # No Response.__init__: it would declare "content-length: 0" for a body it never saw.
         self.status_code = 200
         self.background = None
@@ -70,7 +70,7 @@ class SSEResponse(Response):
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            await self._frames.aclose()  # type: ignore[attr-defined]
+            await self._frames.aclose()
 
 
 async def _wait_for_disconnect(receive: Receive) -> None:
@@ -82,7 +82,7 @@ def _frame(body: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
-async def frames(request: ChatInput, stream: ChatStream) -> AsyncIterator[bytes]:
+async def frames(request: ChatInput, stream: ChatStream) -> AsyncGenerator[bytes, None]:
     prepared = stream.prepared
     base = prepared.base
     envelope = {
@@ -163,4 +163,4 @@ async def frames(request: ChatInput, stream: ChatStream) -> AsyncIterator[bytes]
             elif isinstance(output, KeepAlive):
                 yield KEEPALIVE_FRAME
     finally:
-        await outputs.aclose()  # type: ignore[attr-defined]
+        await outputs.aclose()

@@ -6,7 +6,7 @@ DeepSeek, Ollama ...) are rows of :data:`chatgate.providers.REGISTRY`, not class
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,7 +48,7 @@ class Wire(Protocol):
 
     def events(
         self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         """Run the call (streamed or not, per ``call.stream``) and yield its events in order.
 
         Errors before the first event are raised as ProviderError; later ones are yielded as

@@ -20,7 +20,7 @@ import asyncio
 import itertools
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -134,7 +134,7 @@ class MockWire:
 
     async def events(
         self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         payload = completion(call)
         if not call.stream:
             for event in events_from_completion(payload):

@@ -6,7 +6,7 @@ Spoken by OpenAI, Groq, DeepSeek and every OpenAI-compatible server an operator 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -297,7 +297,7 @@ class OpenAIChatWire:
 
     async def events(
         self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         if call.stream:
             async for event in self._stream(http, upstream, call, spec):
                 yield event
@@ -319,7 +319,7 @@ class OpenAIChatWire:
 
     async def _stream(
         self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         decoder = SSEDecoder()
         assembler = StreamAssembler()
         async with _http.post(

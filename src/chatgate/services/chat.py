@@ -7,7 +7,7 @@ The HTTP layer turns a v4 body into a :class:`ChatInput`; :meth:`ChatService.cha
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -97,7 +97,7 @@ class PreparedCall:
     secrets: tuple[str, ...]
     started: float
     #: The provider's events; nothing is sent upstream until the first one is awaited.
-    events: AsyncIterator[StreamEvent]
+    events: AsyncGenerator[StreamEvent, None]
 
     def outcome(self, accumulator: Accumulator) -> ChatOutcome:
         return ChatOutcome(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,7 +116,7 @@ class ChatStream:
             raise error
         self._first = event
 
-    async def outputs(self) -> AsyncIterator[StreamOutput]:
+    async def outputs(self) -> AsyncGenerator[StreamOutput, None]:
         prepared, accumulator = self._prepared, self._accumulator
         for early in self._early:
             accumulator.feed(early)
@@ -143,6 +143,8 @@ class ChatStream:
         except (asyncio.CancelledError, GeneratorExit):
             await self._abandon(waiting)
             raise
+        # The provider may have more to say after a failure; nobody will read it.
+        await prepared.events.aclose()
         records = finished_records(prepared, accumulator, self._provider_started)
         commit_error: ChatgateError | None = None
         try:
@@ -163,7 +165,7 @@ class ChatStream:
             with contextlib.suppress(BaseException):
                 await waiting
         with contextlib.suppress(BaseException):
-            await self._prepared.events.aclose()  # type: ignore[attr-defined]
+            await self._prepared.events.aclose()
         records = finished_records(
             self._prepared, self._accumulator, self._provider_started, unfinished_error=CANCELLED
         )
