@@ -2,7 +2,7 @@
 
 One command, from the repository root::
 
-    /work/venv/bin/python -m bench.run [--duration 10] [--repeat 3] [--quick] [--profile 10]
+    .venv/bin/python -m bench.run [--duration 10] [--repeat 3] [--quick] [--profile 10]
 
 It starts a fast fake OpenAI provider (``bench.fake_provider``), chatgate (``python -m chatgate
 serve``, durable SQLite logging on) and the floor proxy (``bench.floor_proxy``) as subprocesses.
@@ -714,7 +714,7 @@ def profile(
     only the thread holding the GIL, with native frames (raw stacks and a flame graph)."""
     pyspy = shutil.which("py-spy") or str(Path(PYTHON).with_name("py-spy"))
     if not Path(pyspy).exists():
-        raise BenchError("py-spy not found: /work/venv/bin/pip install py-spy")
+        raise BenchError("py-spy not found: .venv/bin/pip install py-spy")
     chatgate, key, _ = start_chatgate(procs, workdir / "profile-data", fake, None, "profiled")
     script = write_wrk_script(workdir / "v4-profile.lua", V4_BODY, {"X-API-KEY": key})
     target = Target("chatgate", chatgate, "/v4/chat", script)
