@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,6 +42,18 @@ async def _flush_last_used(auth: Authenticator) -> None:
             await asyncio.to_thread(auth.flush_last_used)
 
 
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections on the request path.
+
+    Everything alive after start-up (modules, the app, pydantic schemas) is moved out of the
+    collector's sight, and the young generation is collected less often: a request allocates
+    thousands of short-lived objects that reference counting frees anyway. Measured in bench/.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -70,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.chatgate = AppState(settings, store, writer, http, auth, service)
         flusher = asyncio.create_task(_flush_last_used(auth))
+        tune_gc()
         try:
             yield
         finally:

@@ -1,4 +1,9 @@
-"""Plain, frozen values that travel between the layers. Pydantic stays at the HTTP edge."""
+"""Plain values that travel between the layers. Pydantic stays at the HTTP edge.
+
+All are treated as immutable. The large ones built on every request (ModelConfig, ChatCall,
+LogRecord) are not declared ``frozen``: a frozen dataclass pays an ``object.__setattr__`` call per
+field in ``__init__`` and ``replace``, which showed up in the request profile.
+"""
 
 from __future__ import annotations
 
@@ -78,7 +83,7 @@ class Tool:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see the module docstring
 class ModelConfig:
     """The effective model configuration of a call (request-level overrides already applied)."""
 
@@ -172,7 +177,7 @@ class Usage:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see the module docstring
 class ChatCall:
     """Everything a provider adapter needs for one call; the credential never leaves this object."""
 
@@ -204,7 +209,7 @@ class Sample:
         return self.raw_output.strip()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see the module docstring
 class LogRecord:
     """One stored call (one per sample). Payload fields are None when ``save`` was false."""
 

@@ -8,6 +8,7 @@
     ├── Unauthorized              401  (missing or unknown X-API-KEY)
     ├── NotFound                  404  (project, session, parent, log ... not in the organisation)
     ├── PayloadTooLarge           413  (body over CHATGATE_MAX_BODY_BYTES)
+    ├── ClientGone                499  (hung up mid-request; answered to nobody, not logged)
     ├── NotImplementedByServer    501  (a v4 feature or provider this server does not offer yet)
     ├── ServiceUnavailable        503
     └── ProviderError             the provider's own status, origin = the provider
@@ -88,6 +89,13 @@ class NotFound(ChatgateError):
 class PayloadTooLarge(ChatgateError):
     status = 413
     type = "payload_too_large_error"
+
+
+class ClientGone(ChatgateError):
+    """The client hung up before its request was read; there is nobody to answer."""
+
+    status = 499
+    type = "client_closed_request"
 
 
 class NotImplementedByServer(ChatgateError):

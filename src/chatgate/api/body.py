@@ -6,13 +6,15 @@ and authentication runs before it, so an unauthenticated caller learns nothing f
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
 
-from chatgate.errors import PayloadTooLarge
+from chatgate.errors import ClientGone, PayloadTooLarge
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -23,7 +25,7 @@ async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Mo
         raise PayloadTooLarge(f"request body over {max_bytes} bytes (CHATGATE_MAX_BODY_BYTES)")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in _body_chunks(request):
         size += len(chunk)
         if size > max_bytes:
             raise PayloadTooLarge(f"request body over {max_bytes} bytes (CHATGATE_MAX_BODY_BYTES)")
@@ -43,6 +45,14 @@ async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Mo
                 for e in exc.errors(include_url=False, include_input=False)
             ]
         ) from None
+
+
+async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise ClientGone("the client closed the connection while sending its request") from None
 
 
 def openapi_body(model: type[BaseModel]) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from chatgate.state import AppState
 _api_key_header = APIKeyHeader(name="X-API-KEY", scheme_name="APIKeyHeader", auto_error=False)
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async on purpose: FastAPI runs plain-def dependencies in a worker thread.
     state: AppState = request.app.state.chatgate
     return state
 
@@ -28,3 +29,11 @@ async def get_principal(
 
 
 OrgDep = Annotated[Principal, Depends(get_principal)]
+
+#: For hot routes that authenticate by hand (no dependency resolution per request).
+API_KEY_SECURITY: dict[str, object] = {"security": [{"APIKeyHeader": []}]}
+
+
+async def authenticate(request: Request) -> tuple[AppState, Principal]:
+    state: AppState = request.app.state.chatgate
+    return state, await state.auth.authenticate(request.headers.get("x-api-key"))

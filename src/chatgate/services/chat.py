@@ -42,7 +42,7 @@ from chatgate.streaming import Accumulator, StreamEvent
 from chatgate.templating import render_messages
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # treated as immutable; not frozen for speed (see domain.py)
 class ChatInput:
     """A validated v4 chat request, with request-level overrides applied to ``config``."""
 
@@ -99,17 +99,17 @@ class PreparedCall:
     #: The provider's events; nothing is sent upstream until the first one is awaited.
     events: AsyncGenerator[StreamEvent, None]
 
-    def outcome(self, accumulator: Accumulator) -> ChatOutcome:
+    def outcome(self, accumulator: Accumulator, finished: Finished) -> ChatOutcome:
         return ChatOutcome(
             project_id=self.base.project_id,
             session_id=self.base.session_id,
             config_id=self.base.config_id,
             log_ids=self.log_ids,
-            samples=accumulator.samples(),
+            samples=finished.samples,
             usage=accumulator.total_usage,
             messages=self.base.messages or [],
             provider_request=self.base.provider_request,
-            provider_responses=scrub(accumulator.raw_responses, self.secrets),
+            provider_responses=finished.responses,
         )
 
 
@@ -128,41 +128,45 @@ def as_provider_error(exc: Exception, spec: ProviderSpec) -> ProviderError:
     raise exc
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What a call that ran produced: its logs, its samples and the provider's raw responses."""
+
+    records: list[LogRecord]
+    samples: list[Sample]
+    responses: list[Any]
+
+
 def finished_records(
     prepared: PreparedCall,
     accumulator: Accumulator,
     provider_started: float,
     *,
     unfinished_error: str | None = None,
-) -> list[LogRecord]:
+) -> Finished:
     """The logs of a call that ran: one per sample, streamed or not, from the same accumulator.
 
     ``unfinished_error`` is recorded on samples that never finished (a stream cut short).
     """
     finished = time.perf_counter()
     error = accumulator.error.message if accumulator.error else unfinished_error
-    base = replace(
-        prepared.base,
-        duration=finished - prepared.started,
-        provider_latency=finished - provider_started,
-    )
+    samples = accumulator.samples()
+    for i, sample in enumerate(samples):
+        sample_error = sample.error
+        if sample_error is None and error is not None and not accumulator.is_finished(i):
+            sample_error = error
+        if sample_error is not None:
+            samples[i] = replace(sample, error=scrub_message(sample_error, prepared.secrets))
     responses = scrub(accumulator.raw_responses, prepared.secrets)
-    samples = [
-        s
-        if s.error or accumulator.is_finished(s.index) or error is None
-        else replace(s, error=error)
-        for s in accumulator.samples()
-    ]
-    samples = [
-        replace(s, error=scrub_message(s.error, prepared.secrets)) if s.error else s
-        for s in samples
-    ]
-    return records_for(
-        base=base,
+    records = records_for(
+        base=prepared.base,
         log_ids=prepared.log_ids,
         samples=samples,
         provider_response=responses[0] if len(responses) == 1 else responses or None,
+        duration=finished - prepared.started,
+        provider_latency=finished - provider_started,
     )
+    return Finished(records, samples, responses)
 
 
 class ChatService:
@@ -290,9 +294,9 @@ class ChatService:
             failure = as_provider_error(exc, prepared.spec)
             await self.record_failure(prepared, failure, provider_started)
             raise failure from None
-        records = finished_records(prepared, accumulator, provider_started)
-        await self.record(records)
-        return prepared.outcome(accumulator)
+        finished = finished_records(prepared, accumulator, provider_started)
+        await self.record(finished.records)
+        return prepared.outcome(accumulator, finished)
 
     async def record_failure(
         self, prepared: PreparedCall, failure: ProviderError, provider_started: float

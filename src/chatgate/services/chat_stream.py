@@ -145,13 +145,13 @@ class ChatStream:
             raise
         # The provider may have more to say after a failure; nobody will read it.
         await prepared.events.aclose()
-        records = finished_records(prepared, accumulator, self._provider_started)
+        finished = finished_records(prepared, accumulator, self._provider_started)
         commit_error: ChatgateError | None = None
         try:
-            await self._service.record(records)
+            await self._service.record(finished.records)
         except ChatgateError as exc:
             commit_error = exc
-        for record, sample in zip(records, accumulator.samples(), strict=True):
+        for record, sample in zip(finished.records, finished.samples, strict=True):
             error = commit_error or (accumulator.error if sample.error else None)
             if error is not None:
                 yield SampleFailed(sample.index, record.id, sample, error)
@@ -166,11 +166,11 @@ class ChatStream:
                 await waiting
         with contextlib.suppress(BaseException):
             await self._prepared.events.aclose()
-        records = finished_records(
+        finished = finished_records(
             self._prepared, self._accumulator, self._provider_started, unfinished_error=CANCELLED
         )
         # Nobody waits for this commit; the writer drains it on shutdown.
-        self._service.record_in_background(records)
+        self._service.record_in_background(finished.records)
 
 
 async def open_stream(

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from chatgate.api.body import openapi_body, parse_body
-from chatgate.api.deps import OrgDep, StateDep
+from chatgate.api.deps import API_KEY_SECURITY, authenticate
 from chatgate.api.errors import json_response
 from chatgate.api.render import chat_response
 from chatgate.api.schemas.chat import ChatRequest, ChatResponse, to_input
@@ -30,9 +30,10 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     summary="Chat",
     operation_id="Chats_create",
     description="Get a chat response by providing details of the model configuration in the request.",
-    openapi_extra=openapi_body(ChatRequest),
+    openapi_extra={**openapi_body(ChatRequest), **API_KEY_SECURITY},
 )
-async def chat(http_request: Request, principal: OrgDep, state: StateDep) -> Response:
+async def chat(http_request: Request) -> Response:
+    state, principal = await authenticate(http_request)
     body = await parse_body(http_request, ChatRequest, state.settings.max_body_bytes)
     request = to_input(body, body.config)
     if request.stream:
