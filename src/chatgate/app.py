@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,8 @@ from chatgate.store.sql import Store
 from chatgate.store.writer import LogWriter
 
 _LAST_USED_FLUSH_SECONDS = 30.0
+
+log = logging.getLogger("chatgate")
 
 
 async def _flush_last_used(auth: Authenticator) -> None:
@@ -60,7 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(
-            settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
+            settings.resolved_database_url,
+            sqlite_synchronous=settings.sqlite_synchronous,
+            background_checkpoint=True,
         )
         await asyncio.to_thread(store.upgrade)
         writer = LogWriter(store, queue_size=settings.writer_queue_size)
@@ -91,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await writer.close()
             await http.close()
             await asyncio.to_thread(auth.flush_last_used)
+            await asyncio.to_thread(store.checkpoint)
             store.close()
 
     app = FastAPI(

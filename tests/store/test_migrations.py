@@ -29,3 +29,14 @@ def test_upgrade_is_idempotent_and_sqlite_uses_wal(tmp_path: Path) -> None:
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
         version = connection.execute(sa.text("select version_num from alembic_version")).scalar()
     assert version == "0001_initial"
+
+
+def test_head_constant_is_alembics_head(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    from chatgate.store.migrate import HEAD, alembic_config
+
+    store = Store(f"sqlite:///{tmp_path / 'm.db'}")
+    with store.engine.connect() as connection:
+        script = ScriptDirectory.from_config(alembic_config(connection))
+    assert script.get_current_head() == HEAD

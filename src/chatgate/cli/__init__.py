@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Annotated
@@ -58,9 +59,6 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Run the server. On first start, create an organisation and print its API key."""
-    import uvicorn
-
-    from chatgate.app import create_app
     from chatgate.services.auth import create_key
     from chatgate.services.credentials import load_or_create_secret
 
@@ -78,16 +76,11 @@ def serve(
     store.close()
     console.print(f"Database: {settings.resolved_database_url}")
     console.print(f'chatgate is listening on [bold]{url}[/bold]  (Humanloop(host="{url}"))')
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        log_level="info",
-        access_log=False,
-        timeout_graceful_shutdown=30,
-    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Set-up is done: become the slim serving process (see chatgate/server.py).
+    server = [sys.executable, "-m", "chatgate.server", "--host", host, "--port", str(port)]
+    os.execv(sys.executable, server)
 
 
 @keys_app.command("create")

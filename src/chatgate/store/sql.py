@@ -54,15 +54,26 @@ def hash_key(key: str) -> bytes:
 
 
 class Store:
-    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
+    def __init__(
+        self, url: str, *, sqlite_synchronous: str = "NORMAL", background_checkpoint: bool = False
+    ) -> None:
         self.url = url
-        self.engine = create_engine(url, sqlite_synchronous=sqlite_synchronous)
+        self.engine = create_engine(
+            url, sqlite_synchronous=sqlite_synchronous, background_checkpoint=background_checkpoint
+        )
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
 
     def upgrade(self) -> None:
         upgrade(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def checkpoint(self) -> None:
+        """Copy the SQLite WAL into the database without blocking writers (PASSIVE)."""
+        if self.is_sqlite:
+            with self.engine.connect() as c:
+                c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     # --- organisations and API keys -------------------------------------------------------
 

@@ -25,6 +25,9 @@ _Item = tuple[Sequence[LogRecord], asyncio.Future[None]]
 
 
 class LogWriter:
+    #: Records committed between two checkpoints of SQLite's write-ahead log (see _run).
+    CHECKPOINT_RECORDS = 30
+
     def __init__(self, store: Store, *, queue_size: int = 10_000, max_batch: int = 1_000) -> None:
         self._store = store
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=queue_size)
@@ -32,6 +35,7 @@ class LogWriter:
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatgate-log-writer")
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
+        self._since_checkpoint = 0
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="log-writer")
@@ -80,8 +84,23 @@ class LogWriter:
                 for _, future in batch:
                     if not future.done():
                         future.set_result(None)
+            self._since_checkpoint += len(records)
+            if self._store.is_sqlite and self._should_checkpoint():
+                # On the writer's own thread, after the waiting callers were released: nothing
+                # writes meanwhile, so the checkpoint completes and the WAL restarts from its
+                # beginning; its size stays bounded and no request's commit pays for the copy.
+                self._since_checkpoint = 0
+                try:
+                    await loop.run_in_executor(self._thread, self._store.checkpoint)
+                except Exception:
+                    log.exception("WAL checkpoint failed; will retry")
             if stop:
                 return
+
+    def _should_checkpoint(self) -> bool:
+        if self._since_checkpoint >= 10 * self.CHECKPOINT_RECORDS:
+            return True  # sustained load: do not let the WAL grow further
+        return self._since_checkpoint >= self.CHECKPOINT_RECORDS and self._queue.empty()
 
     async def close(self) -> None:
         """Commit everything queued, then stop."""
