@@ -1,4 +1,4 @@
-"""The serving process: ``python -m chatgate.server --host H --port P``.
+"""The serving process: ``python -m chatgate.server --host H --port P [--workers N]``.
 
 ``chatgate serve`` does the one-time set-up (migrations, the first organisation and key) and then
 replaces itself with this module, so the long-running process never imports what only set-up
@@ -10,18 +10,30 @@ from __future__ import annotations
 import argparse
 
 import uvicorn
+from fastapi import FastAPI
 
 from chatgate.app import create_app
 from chatgate.settings import Settings
+
+
+def app() -> FastAPI:
+    """The application factory each worker process calls (settings come from the environment)."""
+    return create_app(Settings())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="chatgate.server")
     parser.add_argument("--host", required=True)
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    # One worker: the app is built here. Several: uvicorn's supervisor starts each worker
+    # process, which builds its own app (its own store, log writer and upstream pool).
+    target: FastAPI | str = app() if args.workers == 1 else "chatgate.server:app"
     uvicorn.run(
-        create_app(Settings()),
+        target,
+        factory=args.workers > 1,
+        workers=args.workers,
         host=args.host,
         port=args.port,
         loop="uvloop",

@@ -57,8 +57,12 @@ def _org_id(store: Store, name: str) -> str:
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes sharing the port.")] = 1,
 ) -> None:
-    """Run the server. On first start, create an organisation and print its API key."""
+    """Run the server. On first start, create an organisation and print its API key.
+
+    Set-up (migrations, the first key) happens once, here, before any worker starts.
+    """
     from chatgate.services.auth import create_key
     from chatgate.services.credentials import load_or_create_secret
 
@@ -80,6 +84,7 @@ def serve(
     sys.stderr.flush()
     # Set-up is done: become the slim serving process (see chatgate/server.py).
     server = [sys.executable, "-m", "chatgate.server", "--host", host, "--port", str(port)]
+    server += ["--workers", str(workers)]
     os.execv(sys.executable, server)
 
 
@@ -203,6 +208,10 @@ def db_upgrade() -> None:
     settings = Settings()
     _store(settings).close()
     console.print(f"Database is up to date: {settings.resolved_database_url}")
+
+
+# Commands defined in their own modules register themselves on `app` when imported.
+from chatgate.cli import data_commands, project_commands  # noqa: E402, F401
 
 
 def main() -> None:

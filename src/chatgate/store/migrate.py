@@ -12,8 +12,16 @@ from typing import Any
 import sqlalchemy as sa
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-#: The newest revision in migrations/versions (a test checks it against Alembic's own view).
-HEAD = "0001_initial"
+
+
+def _head() -> str:
+    # Convention: a migration's file is named after its revision id, numbered in order
+    # (0001_initial.py has revision "0001_initial"); a test checks this against Alembic.
+    return max(p.stem for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+#: The newest revision in migrations/versions.
+HEAD = _head()
 
 
 def current_revision(connection: sa.Connection) -> str | None:

@@ -124,3 +124,9 @@ logs = sa.Table(
     sa.Index("ix_logs_session", "session_id"),
     sa.Index("ix_logs_org_reference", "org_id", "reference_id"),
 )
+
+
+# --- feedback and feedback types (migration 0002_feedback) --------------------------------------
+
+
+# --- environments, deployments and project configs (migration 0003_deployments) ------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -69,11 +70,22 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    #: WAL size above which a checkpoint waits for other writers (other server processes) so
+    #: that the WAL can restart; below it, checkpoints never block anyone (PASSIVE).
+    WAL_RESTART_BYTES = 64 * 1024 * 1024
+
     def checkpoint(self) -> None:
-        """Copy the SQLite WAL into the database without blocking writers (PASSIVE)."""
-        if self.is_sqlite:
-            with self.engine.connect() as c:
-                c.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        """Copy the SQLite WAL into the database; the WAL restarts once it is fully copied."""
+        if not self.is_sqlite:
+            return
+        database = self.engine.url.database or ""
+        try:
+            wal_bytes = os.stat(f"{database}-wal").st_size
+        except OSError:
+            wal_bytes = 0
+        mode = "RESTART" if wal_bytes > self.WAL_RESTART_BYTES else "PASSIVE"
+        with self.engine.connect() as c:
+            c.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
 
     # --- organisations and API keys -------------------------------------------------------
 
