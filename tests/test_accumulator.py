@@ -76,3 +76,17 @@ def test_failure_marks_unfinished_samples_only() -> None:
     assert first.error is None
     assert second.error == "boom" and second.raw_output == "part"
     assert acc.raw_responses == [{"id": "r"}]
+
+
+def test_choices_beyond_the_requested_samples_are_ignored() -> None:
+    acc = Accumulator(1)
+    for event in (
+        TextDelta(0, "mine"),
+        TextDelta(3, "stray"),
+        Finish(3, "stop"),
+        Finish(0, "stop"),
+        UsageReport(Usage(1, 1), index=5),
+    ):
+        acc.feed(event)
+    [sample] = acc.samples()
+    assert sample.raw_output == "mine" and sample.finish_reason == "stop"

@@ -90,6 +90,11 @@ class Accumulator:
         self.error: ChatgateError | None = None
 
     def feed(self, event: StreamEvent) -> None:
+        index = getattr(event, "index", None)
+        if index is not None and not 0 <= index < len(self._samples):
+            # More choices than were asked for (e.g. a provider ignoring ``n``): each sample has
+            # exactly one log id, so extra choices are not attributed to anyone.
+            return
         match event:
             case TextDelta(index, text):
                 self._sample(index).text.append(text)
@@ -116,8 +121,6 @@ class Accumulator:
                 self.error = error
 
     def _sample(self, index: int) -> _SampleState:
-        while index >= len(self._samples):
-            self._samples.append(_SampleState())
         return self._samples[index]
 
     def is_finished(self, index: int) -> bool:

@@ -544,3 +544,16 @@ def test_oversized_body_is_413(tmp_path: Any, fake: FakeOpenAI) -> None:
         response = running.post_chat(body(messages=[{"role": "user", "content": "x" * 2000}]))
         assert response.status_code == 413
         assert response.json()["detail"]["code"] == 413
+
+
+def test_n_in_other_cannot_desynchronise_samples(server: RunningServer, fake: FakeOpenAI) -> None:
+    result = chat_ok(server, model_config={"model": "gpt-4o", "other": {"n": 4}})
+    assert "n" not in fake.last.body
+    assert len(result["data"]) == 1
+    from tests.fakes.openai_server import completion
+
+    fake.enqueue(
+        200, completion({"model": "gpt-4o", "messages": USER, "n": 3})
+    )  # a provider ignoring n
+    result = chat_ok(server)
+    assert [d["output"] for d in result["data"]] == ["Echo: hello"]

@@ -69,6 +69,7 @@ def build_body(call: ChatCall, spec: ProviderSpec) -> dict[str, Any]:
     config = call.config
     # `other` first: the v4 fields below are explicit and win over a duplicate in `other`.
     body: dict[str, Any] = dict(config.other)
+    body.pop("n", None)  # the number of choices is num_samples, never `other`
     body["model"] = config.model
     body["messages"] = [_message(m) for m in call.messages]
     body["temperature"] = config.temperature
