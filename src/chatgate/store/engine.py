@@ -1,4 +1,10 @@
-"""Engine construction with the dialect specifics (SQLite pragmas)."""
+"""Engine construction with the dialect specifics.
+
+* SQLite: WAL, ``synchronous``, a busy timeout, foreign keys (pragmas on every connection).
+* PostgreSQL: a plain ``postgresql://`` URL is served by psycopg 3. Store calls are short and run
+  in threads (as for SQLite), so the synchronous driver is the one that fits; its connection pool
+  is sized for the server's thread use.
+"""
 
 from __future__ import annotations
 
@@ -18,9 +24,21 @@ def create_engine(
     url: str, *, sqlite_synchronous: str = "NORMAL", background_checkpoint: bool = False
 ) -> sa.Engine:
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    if parsed.drivername.split("+")[0] in ("postgresql", "postgres"):
+        if "+" not in parsed.drivername:
+            parsed = parsed.set(drivername="postgresql+psycopg")
         return sa.create_engine(
-            url, json_serializer=_json_dumps, json_deserializer=orjson.loads, pool_pre_ping=True
+            parsed,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            pool_pre_ping=True,
+            pool_size=10,
+            max_overflow=20,
+        )
+    if parsed.get_backend_name() != "sqlite":
+        raise ValueError(
+            f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
+            "use sqlite:///path or postgresql://user:password@host/database"
         )
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
