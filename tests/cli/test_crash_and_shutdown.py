@@ -143,17 +143,15 @@ def test_sigterm_finishes_in_flight_streams_and_drains(tmp_path: Path, fake: Fak
         "messages": [{"role": "user", "content": "one two three four five six seven eight"}],
     }
     frames: list[bytes] = []
-    with httpx.Client(base_url=f"{served.url}/v4", headers={"X-API-KEY": key}, timeout=30) as http:
-        with http.stream("POST", "/chat", json=body) as response:
-            chunks = response.iter_raw()
-            frames.append(next(chunks))
-            served.process.send_signal(signal.SIGTERM)
-            time.sleep(0.3)
-            with pytest.raises(httpx.TransportError):  # no new connections once shutting down
-                httpx.post(
-                    f"{served.url}/v4/chat", json=body, headers={"X-API-KEY": key}, timeout=2
-                )
-            frames.extend(chunks)
+    http = httpx.Client(base_url=f"{served.url}/v4", headers={"X-API-KEY": key}, timeout=30)
+    with http, http.stream("POST", "/chat", json=body) as response:
+        chunks = response.iter_raw()
+        frames.append(next(chunks))
+        served.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        with pytest.raises(httpx.TransportError):  # no new connections once shutting down
+            httpx.post(f"{served.url}/v4/chat", json=body, headers={"X-API-KEY": key}, timeout=2)
+        frames.extend(chunks)
     assert served.process.wait(30) == 0, served.output.read_text()
     raw = b"".join(frames)
     events = [json.loads(block[6:]) for block in raw.strip().split(b"\n\n")]
