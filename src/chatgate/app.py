@@ -13,7 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from chatgate import __version__
@@ -21,6 +21,14 @@ from chatgate.api import errors
 from chatgate.api.body import add_body_schemas
 from chatgate.api.errors import json_response
 from chatgate.api.routes import chat, logs
+from chatgate.api.routes import chat_variants as chat_variant_routes
+from chatgate.api.routes import feedback as feedback_routes
+from chatgate.api.routes import model_configs as model_config_routes
+from chatgate.api.routes import not_implemented as not_implemented_routes
+from chatgate.api.routes import projects as project_routes
+from chatgate.api.routes import sessions as sessions_routes
+from chatgate.api.schemas import model_configs as model_config_schemas
+from chatgate.api.schemas import projects as project_schemas
 from chatgate.api.schemas.chat import ChatRequest
 from chatgate.providers import build_registry
 from chatgate.providers._http import create_session
@@ -30,6 +38,7 @@ from chatgate.services.credentials import CredentialResolver, fernet_for, load_o
 from chatgate.services.resolve import Resolver
 from chatgate.settings import Settings
 from chatgate.state import AppState
+from chatgate.store.journal import Journal
 from chatgate.store.sql import Store
 from chatgate.store.writer import LogWriter
 
@@ -68,7 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             background_checkpoint=True,
         )
         await asyncio.to_thread(store.upgrade)
-        writer = LogWriter(store, queue_size=settings.writer_queue_size)
+        writer = LogWriter(
+            store, queue_size=settings.writer_queue_size, journal=Journal(settings.data_dir)
+        )
         writer.start()
         http = create_session(
             total_timeout=settings.provider_timeout_seconds,
@@ -78,9 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         credentials = CredentialResolver(
             store, fernet_for(load_or_create_secret(settings)), settings.vendor_env
         )
+        # The project routes clear it when a project is deleted or renamed.
+        app.state.resolver = resolver = Resolver(store)
         service = ChatService(
             registry=build_registry(settings.providers, settings.vendor_env),
-            resolver=Resolver(store),
+            resolver=resolver,
             credentials=credentials,
             writer=writer,
             http=http,
@@ -111,10 +124,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(chat.router, prefix="/v4")
     app.include_router(logs.router, prefix="/v4")
-    add_body_schemas(app, [ChatRequest])
+    app.include_router(feedback_routes.router, prefix="/v4")
+    app.include_router(sessions_routes.router, prefix="/v4")
+    app.include_router(chat_variant_routes.router, prefix="/v4")
+    app.include_router(model_config_routes.router, prefix="/v4")
+    app.include_router(project_routes.router, prefix="/v4")
+    app.include_router(not_implemented_routes.router, prefix="/v4")
+    add_body_schemas(
+        app,
+        [
+            ChatRequest,
+            *feedback_routes.BODY_MODELS,
+            model_config_schemas.ChatModelConfigRequest,
+            model_config_schemas.ChatDeployedRequest,
+            model_config_schemas.ProjectModelConfigRequest,
+            model_config_schemas.Body_ModelConfigs_deserialize,
+            project_schemas.CreateProjectRequest,
+            project_schemas.UpdateProjectRequest,
+            project_schemas.EnvironmentProjectConfigRequest,
+        ],
+    )
 
     @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> Response:
-        return json_response({"status": "ok", "version": __version__})
+    async def healthz(request: Request) -> Response:
+        """200 when logs reach the database; 503 while they wait in the local journal."""
+        writer: LogWriter = request.app.state.chatgate.writer
+        pending = await asyncio.to_thread(writer.journal_pending)
+        degraded = writer.outage or pending > 0
+        body = {
+            "status": "degraded" if degraded else "ok",
+            "version": __version__,
+            "database": "unreachable" if writer.outage else "ok",
+            "journal_pending": pending,
+        }
+        return json_response(body, 503 if degraded else 200)
 
     return app

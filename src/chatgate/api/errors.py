@@ -11,12 +11,14 @@ from __future__ import annotations
 import logging
 
 import orjson
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from chatgate.errors import ChatgateError
+from chatgate.store.sql import Store
 
 log = logging.getLogger("chatgate")
 
@@ -76,6 +78,17 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return json_response(error_body(exc.status_code, message), exc.status_code)
 
 
+async def _database_error(_request: Request, exc: Exception) -> Response:
+    if Store.is_unreachable(exc):
+        log.error("database unreachable: %s", exc)
+        message = (
+            "the database is unreachable; calls that need only what this server has cached "
+            "still work; retry later"
+        )
+        return json_response(error_body(503, message, "service_unavailable_error"), 503)
+    return await _unexpected(_request, exc)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return json_response(error_body(500, "internal server error; see the server log"), 500)
@@ -85,4 +98,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ChatgateError, _chatgate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sa.exc.DBAPIError, _database_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -63,7 +63,14 @@ class Authenticator:
         if cached is not None and cached[1] > now:
             principal = cached[0]
         else:
-            principal = await asyncio.to_thread(self._lookup, key, digest)
+            try:
+                principal = await asyncio.to_thread(self._lookup, key, digest)
+            except Exception as exc:
+                if cached is None or not self._store.is_unreachable(exc):
+                    raise
+                # The database is down: a key this process has verified keeps working until it
+                # is back (revocations then take effect within the cache time again).
+                return cached[0]
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
             self._cache[digest] = (principal, now + self._ttl)

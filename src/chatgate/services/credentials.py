@@ -81,7 +81,12 @@ class CredentialResolver:
         cached = self._saved.get((org_id, provider))
         if cached is not None and cached[1] > now:
             return cached[0]
-        ciphertext = await asyncio.to_thread(self._store.provider_key, org_id, provider)
+        try:
+            ciphertext = await asyncio.to_thread(self._store.provider_key, org_id, provider)
+        except Exception as exc:
+            if cached is None or not self._store.is_unreachable(exc):
+                raise
+            return cached[0]  # database down: keep using what was last read
         key: str | None = None
         if ciphertext is not None:
             try:

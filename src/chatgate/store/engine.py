@@ -34,6 +34,8 @@ def create_engine(
             pool_pre_ping=True,
             pool_size=10,
             max_overflow=20,
+            # An unreachable database must fail fast: the log writer then journals locally.
+            connect_args={"connect_timeout": 5},
         )
     if parsed.get_backend_name() != "sqlite":
         raise ValueError(

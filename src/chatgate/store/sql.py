@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from chatgate import ids
 from chatgate.domain import LogRecord
@@ -300,6 +302,26 @@ class Store:
             return
         with self.engine.begin() as c:
             c.execute(t.logs.insert(), rows)
+
+    def insert_logs_skipping_existing(self, records: Iterable[LogRecord]) -> None:
+        """Insert, leaving alone any id already stored: replaying a journal twice is harmless."""
+        rows = [{name: getattr(r, name) for name in _LOG_COLUMNS} for r in records]
+        if not rows:
+            return
+        statement: sa.Insert
+        if self.is_sqlite:
+            statement = sqlite_insert(t.logs).on_conflict_do_nothing(index_elements=["id"])
+        else:
+            statement = postgresql_insert(t.logs).on_conflict_do_nothing(index_elements=["id"])
+        with self.engine.begin() as c:
+            c.execute(statement, rows)
+
+    @staticmethod
+    def is_unreachable(exc: BaseException) -> bool:
+        """True when ``exc`` means the database could not be reached (not a bad statement)."""
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+            return True
+        return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
 
     def _log_query(self) -> sa.Select[Any]:
         lg, p, s = t.logs, t.projects, t.sessions

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from chatgate.domain import LogRecord
+from chatgate.store.journal import Journal
 from chatgate.store.sql import Store
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,22 @@ class LogWriter:
     #: Records committed between two checkpoints of SQLite's write-ahead log (see _run).
     CHECKPOINT_RECORDS = 30
 
-    def __init__(self, store: Store, *, queue_size: int = 10_000, max_batch: int = 1_000) -> None:
+    #: Seconds between attempts to replay the journal while the database is unreachable.
+    REPLAY_SECONDS = 1.0
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        queue_size: int = 10_000,
+        max_batch: int = 1_000,
+        journal: Journal | None = None,
+    ) -> None:
         self._store = store
+        self._journal = journal
+        #: True while records go to the journal because the database is unreachable.
+        self.outage = False
+        self._last_replay = 0.0
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue(maxsize=queue_size)
         self._max_batch = max_batch
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatgate-log-writer")
@@ -38,7 +54,14 @@ class LogWriter:
         self._since_checkpoint = 0
 
     def start(self) -> None:
+        if self._journal is not None:
+            self._journal.adopt_orphans()
+            # Records journaled before a restart are replayed before anything new is committed.
+            self.outage = self._journal.pending_count() > 0
         self._task = asyncio.get_running_loop().create_task(self._run(), name="log-writer")
+
+    def journal_pending(self) -> int:
+        return self._journal.pending_count() if self._journal is not None else 0
 
     async def write(self, records: Sequence[LogRecord]) -> None:
         """Return once ``records`` are committed; raise if the commit failed."""
@@ -61,7 +84,14 @@ class LogWriter:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            item = await self._queue.get()
+            if self.outage:
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), self.REPLAY_SECONDS)
+                except TimeoutError:
+                    await loop.run_in_executor(self._thread, self._try_replay)
+                    continue
+            else:
+                item = await self._queue.get()
             if item is None:
                 return
             batch = [item]
@@ -74,7 +104,7 @@ class LogWriter:
                 batch.append(nxt)
             records = [r for recs, _ in batch for r in recs]
             try:
-                await loop.run_in_executor(self._thread, self._store.insert_logs, records)
+                await loop.run_in_executor(self._thread, self._commit, records)
             except Exception as exc:  # the database failed: every waiting caller learns it
                 log.exception("log commit of %d records failed", len(records))
                 for _, future in batch:
@@ -85,7 +115,7 @@ class LogWriter:
                     if not future.done():
                         future.set_result(None)
             self._since_checkpoint += len(records)
-            if self._store.is_sqlite and self._should_checkpoint():
+            if self._store.is_sqlite and not self.outage and self._should_checkpoint():
                 # On the writer's own thread, after the waiting callers were released: nothing
                 # writes meanwhile, so the checkpoint completes and the WAL restarts from its
                 # beginning; its size stays bounded and no request's commit pays for the copy.
@@ -96,6 +126,46 @@ class LogWriter:
                     log.exception("WAL checkpoint failed; will retry")
             if stop:
                 return
+
+    def _commit(self, records: list[LogRecord]) -> None:
+        """On the writer thread: commit to the database, or journal while it is unreachable."""
+        if self.outage and not self._try_replay():
+            self._journal_append(records)
+            return
+        try:
+            self._store.insert_logs(records)
+        except Exception as exc:
+            if self._journal is None or not self._store.is_unreachable(exc):
+                raise
+            log.error(
+                "database unreachable (%s); journaling log records to %s", exc, self._journal.path
+            )
+            self.outage = True
+            self._last_replay = time.monotonic()
+            self._journal_append(records)
+
+    def _journal_append(self, records: list[LogRecord]) -> None:
+        assert self._journal is not None
+        self._journal.append(records)
+
+    def _try_replay(self) -> bool:
+        """Move the journal into the database if it is reachable again; True once done."""
+        assert self._journal is not None
+        now = time.monotonic()
+        if now - self._last_replay < self.REPLAY_SECONDS:
+            return False
+        self._last_replay = now
+        pending = self._journal.pending()
+        try:
+            self._store.insert_logs_skipping_existing(pending)
+        except Exception as exc:
+            if not self._store.is_unreachable(exc):
+                log.exception("replaying %d journaled log records failed", len(pending))
+            return False
+        self._journal.clear()
+        self.outage = False
+        log.warning("database reachable again: replayed %d journaled log records", len(pending))
+        return True
 
     def _should_checkpoint(self) -> bool:
         if self._since_checkpoint >= 10 * self.CHECKPOINT_RECORDS:
