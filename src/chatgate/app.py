@@ -21,6 +21,14 @@ from chatgate.api import errors
 from chatgate.api.body import add_body_schemas
 from chatgate.api.errors import json_response
 from chatgate.api.routes import chat, logs
+from chatgate.api.routes import chat_variants as chat_variant_routes
+from chatgate.api.routes import feedback as feedback_routes
+from chatgate.api.routes import model_configs as model_config_routes
+from chatgate.api.routes import not_implemented as not_implemented_routes
+from chatgate.api.routes import projects as project_routes
+from chatgate.api.routes import sessions as sessions_routes
+from chatgate.api.schemas import model_configs as model_config_schemas
+from chatgate.api.schemas import projects as project_schemas
 from chatgate.api.schemas.chat import ChatRequest
 from chatgate.providers import build_registry
 from chatgate.providers._http import create_session
@@ -116,7 +124,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(chat.router, prefix="/v4")
     app.include_router(logs.router, prefix="/v4")
-    add_body_schemas(app, [ChatRequest])
+    app.include_router(feedback_routes.router, prefix="/v4")
+    app.include_router(sessions_routes.router, prefix="/v4")
+    app.include_router(chat_variant_routes.router, prefix="/v4")
+    app.include_router(model_config_routes.router, prefix="/v4")
+    app.include_router(project_routes.router, prefix="/v4")
+    app.include_router(not_implemented_routes.router, prefix="/v4")
+    add_body_schemas(
+        app,
+        [
+            ChatRequest,
+            *feedback_routes.BODY_MODELS,
+            model_config_schemas.ChatModelConfigRequest,
+            model_config_schemas.ChatDeployedRequest,
+            model_config_schemas.ProjectModelConfigRequest,
+            model_config_schemas.Body_ModelConfigs_deserialize,
+            project_schemas.CreateProjectRequest,
+            project_schemas.UpdateProjectRequest,
+            project_schemas.EnvironmentProjectConfigRequest,
+        ],
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> Response:

@@ -65,13 +65,40 @@ def model_config_response(
         "type": "model",
         "name": name,
         "description": description,
-        "prompt_template": None,
+        # Only configs logged through POST /v4/logs can carry a completion prompt template.
+        "prompt_template": body.get("prompt_template"),
         "tool_configs": [],
     }
 
 
-def log_response(row: dict[str, Any], config: dict[str, Any] | None) -> dict[str, Any]:
-    """A stored log as the v4 ``LogResponse``."""
+def feedback_response(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored feedback item as the v4 ``FeedbackResponse``."""
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "value": row["value"],
+        "data_id": row["log_id"],
+        "user": row["user"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def feedback_type_response(row: dict[str, Any]) -> dict[str, Any]:
+    """A project feedback type as the v4 ``FeedbackTypeModel`` (plus its ``class``)."""
+    return {"type": row["type"], "class": row["class"], "values": row["values"]}
+
+
+def paginated(records: list[dict[str, Any]], page: int, size: int, total: int) -> dict[str, Any]:
+    """The v4 ``PaginatedData_*`` envelope (``page`` is 1-based)."""
+    return {"records": records, "page": page, "size": size, "total": total}
+
+
+def log_response(
+    row: dict[str, Any],
+    config: dict[str, Any] | None,
+    feedback: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A stored log as the v4 ``LogResponse``; ``feedback`` are its stored feedback rows."""
     prompt, output = row["prompt_tokens"], row["output_tokens"]
     return {
         "id": row["id"],
@@ -92,27 +119,27 @@ def log_response(row: dict[str, Any], config: dict[str, Any] | None) -> dict[str
         "raw_output": row["raw_output"],
         "output_message": row["output_message"],
         "finish_reason": row["finish_reason"],
-        "judgment": None,
+        "judgment": row.get("judgment"),
         "config_id": row["config_id"],
         "config": model_config_response(
             config["id"], config["body"], config["name"], config["description"]
         )
         if config
         else None,
-        "environment": None,
-        "feedback": [],
+        "environment": row.get("environment"),
+        "feedback": [feedback_response(f) for f in feedback or []],
         "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["created_at"]),
+        "updated_at": iso(row.get("updated_at") or row["created_at"]),
         "error": row["error"],
-        "stdout": None,
+        "stdout": row.get("stdout"),
         "duration": row["duration"],
         "provider_latency": row["provider_latency"],
         "prompt_tokens": prompt,
         "output_tokens": output,
         "reasoning_tokens": row["reasoning_tokens"],
         "tokens": prompt + output if prompt is not None and output is not None else None,
-        "prompt_cost": None,
-        "output_cost": None,
+        "prompt_cost": row.get("prompt_cost"),
+        "output_cost": row.get("output_cost"),
         "provider_request": row["provider_request"],
         "provider_response": row["provider_response"],
         "user": row["user"],

@@ -53,6 +53,19 @@ class Resolver:
             self._projects.put(key, found)
         return str(found)
 
+    def forget_project(self, org_id: str, project_id: str) -> None:
+        """Drop every cached answer that leads to the project (deleted or renamed).
+
+        Only this process's cache: other server processes keep theirs (see docs/compat.md).
+        """
+        stale = [
+            key
+            for key, value in self._projects.items()
+            if key[0] == org_id and (value == project_id or key[2] == project_id)
+        ]
+        for key in stale:
+            del self._projects[key]
+
     async def session(
         self, org_id: str, *, session_id: str | None, reference_id: str | None
     ) -> str | None:

@@ -128,5 +128,84 @@ logs = sa.Table(
 
 # --- feedback and feedback types (migration 0002_feedback) --------------------------------------
 
+#: Columns of POST /v4/logs that chat calls never set, and the time of the last PATCH. Appended to
+#: ``logs`` here so that migration 0002 owns them; all nullable, so the chat path never sees them.
+for _column in (
+    sa.Column("updated_at", sa.Double, nullable=True),
+    #: JSON text, not sa.JSON: SQLite's JSON affinity would turn a bare number into a REAL.
+    sa.Column("judgment", sa.Text, nullable=True),
+    sa.Column("environment", sa.String(200), nullable=True),
+    sa.Column("stdout", sa.Text, nullable=True),
+    sa.Column("prompt_cost", sa.Double, nullable=True),
+    sa.Column("output_cost", sa.Double, nullable=True),
+):
+    logs.append_column(_column)
+
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("log_id", sa.String(40), sa.ForeignKey("logs.id"), nullable=False),
+    #: A built-in type (rating, action, issue, correction, comment) or one of the project's.
+    sa.Column("type", sa.String(200), nullable=False),
+    #: JSON text (a label, labels, text, a number or a boolean): see ``judgment`` above.
+    sa.Column("value", sa.Text, nullable=True),
+    sa.Column("user", sa.String(500), nullable=True),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Index("ix_feedback_log", "log_id", "created_at"),
+)
+
+feedback_types = sa.Table(
+    "feedback_types",
+    metadata,
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("type", sa.String(200), primary_key=True),
+    #: select | multi_select | text | number
+    sa.Column("class", sa.String(32), nullable=False),
+    #: [{"value", "sentiment"}] for select and multi_select; [] otherwise.
+    sa.Column("values", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
 
 # --- environments, deployments and project configs (migration 0003_deployments) ------------------
+
+#: Deployment targets of an organisation. ``tag`` is "default" for the one environment that
+#: ``active-config`` and ``chat-deployed`` use when none is named ("production", created lazily),
+#: "other" for those added with ``chatgate environments create``.
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("tag", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.UniqueConstraint("org_id", "name"),
+)
+
+#: The config deployed to a project in an environment (at most one per pair).
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("environment_id", sa.String(40), sa.ForeignKey("environments.id"), primary_key=True),
+    sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("config_id", sa.String(40), sa.ForeignKey("model_configs.id"), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+#: Configs registered to a project (POST /model-configs, deploy-config); configs merely used by
+#: a project's logs are found through the logs themselves.
+project_configs = sa.Table(
+    "project_configs",
+    metadata,
+    sa.Column("project_id", sa.String(40), sa.ForeignKey("projects.id"), primary_key=True),
+    sa.Column("config_id", sa.String(40), sa.ForeignKey("model_configs.id"), primary_key=True),
+    sa.Column("org_id", sa.String(40), sa.ForeignKey("organizations.id"), nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)

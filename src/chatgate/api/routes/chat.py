@@ -12,7 +12,10 @@ from chatgate.api.render import chat_response
 from chatgate.api.schemas.chat import ChatRequest, ChatResponse, to_input
 from chatgate.api.schemas.common import ErrorResponse, HTTPValidationError
 from chatgate.api.sse import SSEResponse, frames
+from chatgate.services.auth import Principal
+from chatgate.services.chat import ChatInput
 from chatgate.services.chat_stream import open_stream
+from chatgate.state import AppState
 
 router = APIRouter(tags=["Chats"])
 
@@ -35,7 +38,11 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 async def chat(http_request: Request) -> Response:
     state, principal = await authenticate(http_request)
     body = await parse_body(http_request, ChatRequest, state.settings.max_body_bytes)
-    request = to_input(body, body.config)
+    return await answer(state, principal, to_input(body, body.config))
+
+
+async def answer(state: AppState, principal: Principal, request: ChatInput) -> Response:
+    """Run a chat call and answer it, streamed or not (shared by every chat endpoint)."""
     if request.stream:
         stream = await open_stream(
             state.chat, principal, request, state.settings.sse_keepalive_seconds

@@ -1,32 +1,455 @@
-"""v4 Logs (read side) and Sessions: a log or session is visible only to its organisation."""
+"""v4 Logs (list, get, log, update, delete) and project export, scoped to the caller's organisation.
+
+Logs recorded with ``POST /logs`` are committed by the same group-commit writer as chat logs: the
+200 is sent only once they (and the feedback given with them) are stored.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import time
+import weakref
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from chatgate import ids
+from chatgate.api.body import openapi_body, parse_body
 from chatgate.api.deps import OrgDep, StateDep
 from chatgate.api.errors import json_response
-from chatgate.api.render import log_response, session_response
-from chatgate.errors import NotFound
+from chatgate.api.render import log_response, paginated
+from chatgate.api.routes.feedback import checked_feedback, repo
+from chatgate.api.schemas.logs import (
+    CreateLogResponse,
+    LogRequest,
+    LogRequestBody,
+    LogResponse,
+    ModelConfigRequest,
+    PaginatedLogs,
+    UpdateLogRequest,
+)
+from chatgate.domain import LogRecord, ModelConfig
+from chatgate.errors import InvalidRequest, NotFound, NotImplementedByServer
+from chatgate.services.recorder import without_payloads
+from chatgate.services.resolve import Resolver
+from chatgate.state import AppState
+from chatgate.store.logs_repo import LogExtras, LogFilter, LogsRepo, decoded_log
+from chatgate.store.sql import Store
 
 router = APIRouter()
 
+#: Largest page any list endpoint serves.
+MAX_PAGE_SIZE = 1000
 
-@router.get("/logs/{id}", tags=["Logs"], summary="Get", operation_id="Logs_get")
-async def get_log(id: str, principal: OrgDep, state: StateDep) -> Response:
-    row = await asyncio.to_thread(state.store.log, principal.org_id, id)
+Loc = tuple[str | int, ...]
+
+# One resolver (with its caches) per store, i.e. per running app.
+_resolvers: weakref.WeakKeyDictionary[Store, Resolver] = weakref.WeakKeyDictionary()
+
+
+def _resolver(request: Request, state: AppState) -> Resolver:
+    """The app's shared resolver (its caches are invalidated by the project routes)."""
+    shared = getattr(request.app.state, "resolver", None)
+    if isinstance(shared, Resolver):
+        return shared
+    found = _resolvers.get(state.store)
+    if found is None:
+        found = _resolvers[state.store] = Resolver(state.store)
+    return found
+
+
+def page_bounds(page: int, size: int) -> tuple[int, int]:
+    """(1-based page actually served, row offset). Page 0, the spec's default, is the first."""
+    served = max(page, 1)
+    return served, (served - 1) * size
+
+
+PageQuery = Annotated[int, Query(ge=0, description="Page to fetch, from 1 (0 also means 1).")]
+
+
+def _moment(text: str | None, name: str, *, end: bool) -> float | None:
+    """A ``YYYY-MM-DD`` date or ISO-8601 datetime as epoch seconds; a date as an end is inclusive."""
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            return (start + timedelta(days=1)).timestamp() - 1e-6 if end else start.timestamp()
+        moment = datetime.fromisoformat(text.replace(" ", "T"))
+    except ValueError:
+        raise InvalidRequest.at(
+            ("query", name),
+            "expected a date (YYYY-MM-DD) or an ISO-8601 datetime",
+            "datetime_parsing",
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
+async def render_logs(
+    state: AppState, org_id: str, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Stored log rows as ``LogResponse`` bodies, with their configs and feedback."""
+    store = repo(state)
+    configs = await asyncio.to_thread(store.configs, org_id, [r["config_id"] for r in rows])
+    feedback = await asyncio.to_thread(store.feedback_for, org_id, [r["id"] for r in rows])
+    return [
+        log_response(decoded_log(r), configs.get(r["config_id"]), feedback[r["id"]]) for r in rows
+    ]
+
+
+async def _one_log(state: AppState, org_id: str, log_id: str) -> dict[str, Any]:
+    row = await asyncio.to_thread(state.store.log, org_id, log_id)
     if row is None:
-        raise NotFound(f"log '{id}' not found")
-    config = await asyncio.to_thread(state.store.config, principal.org_id, row["config_id"])
-    return json_response(log_response(row, config))
+        raise NotFound(f"log '{log_id}' not found")
+    return (await render_logs(state, org_id, [row]))[0]
 
 
-@router.get("/sessions/{id}", tags=["Sessions"], summary="Get", operation_id="Sessions_get")
-async def get_session(id: str, principal: OrgDep, state: StateDep) -> Response:
-    summary = await asyncio.to_thread(state.store.session_summary, principal.org_id, id)
-    if summary is None:
-        raise NotFound(f"session '{id}' not found")
-    return json_response(session_response(summary))
+# --- reading -----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/logs",
+    tags=["Logs"],
+    summary="List",
+    operation_id="Logs_list",
+    response_model=PaginatedLogs,
+    description="Paginated logs of a project (or, a chatgate extension, of a session), newest "
+    "first. `search` matches inputs and output, `metadata_search` the metadata, both "
+    "case-insensitively; `start_date`/`end_date` bound the creation time.",
+)
+async def list_logs(
+    principal: OrgDep,
+    state: StateDep,
+    project_id: str | None = None,
+    session_id: Annotated[
+        str | None, Query(description="chatgate extension: the logs of one session.")
+    ] = None,
+    search: str | None = None,
+    metadata_search: str | None = None,
+    version_status: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
+    page: PageQuery = 0,
+) -> Response:
+    del version_status  # chatgate keeps no config versions: every log matches
+    if project_id is None and session_id is None:
+        raise InvalidRequest.at(
+            ("query", "project_id"), "project_id (or session_id) is required", "missing"
+        )
+    org_id = principal.org_id
+    if (
+        project_id is not None
+        and await asyncio.to_thread(state.store.project, org_id, project_id) is None
+    ):
+        raise NotFound(f"project '{project_id}' not found")
+    if (
+        session_id is not None
+        and await asyncio.to_thread(state.store.session, org_id, session_id) is None
+    ):
+        raise NotFound(f"session '{session_id}' not found")
+    where = LogFilter(
+        project_id=project_id,
+        session_id=session_id,
+        search=search,
+        metadata_search=metadata_search,
+        start=_moment(start_date, "start_date", end=False),
+        end=_moment(end_date, "end_date", end=True),
+    )
+    served, offset = page_bounds(page, size)
+    found = await asyncio.to_thread(repo(state).list_logs, org_id, where, offset=offset, limit=size)
+    records = await render_logs(state, org_id, found.rows)
+    return json_response(paginated(records, served, size, found.total))
+
+
+@router.get(
+    "/logs/{id}", tags=["Logs"], summary="Get", operation_id="Logs_get", response_model=LogResponse
+)
+async def get_log(id: str, principal: OrgDep, state: StateDep) -> Response:
+    return json_response(await _one_log(state, principal.org_id, id))
+
+
+@router.post(
+    "/projects/{id}/export",
+    tags=["Projects"],
+    summary="Export",
+    operation_id="Projects_export",
+    response_model=PaginatedLogs,
+    description="Export all logged datapoints of the project, paginated, newest first.",
+)
+async def export_project(
+    id: str,
+    principal: OrgDep,
+    state: StateDep,
+    page: PageQuery = 0,
+    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
+) -> Response:
+    org_id = principal.org_id
+    if await asyncio.to_thread(state.store.project, org_id, id) is None:
+        raise NotFound(f"project '{id}' not found")
+    served, offset = page_bounds(page, size)
+    found = await asyncio.to_thread(
+        repo(state).list_logs, org_id, LogFilter(project_id=id), offset=offset, limit=size
+    )
+    records = await render_logs(state, org_id, found.rows)
+    return json_response(paginated(records, served, size, found.total))
+
+
+# --- recording ---------------------------------------------------------------------------------
+
+
+def _exclusive(item: LogRequest, first: str, second: str, loc: Loc) -> None:
+    if getattr(item, first) is not None and getattr(item, second) is not None:
+        raise InvalidRequest.at((*loc, second), f"specify at most one of {first} and {second}")
+
+
+def _domain_config(config: ModelConfigRequest) -> ModelConfig:
+    from chatgate.api.schemas.common import LinkedToolRequest, ModelConfigToolRequest
+
+    linked = [t.id for t in config.tools or [] if isinstance(t, LinkedToolRequest)]
+    if linked:
+        raise NotFound(f"organization tool '{linked[0]}' not found (this server has none)")
+    return ModelConfig(
+        provider=config.provider,
+        model=config.model,
+        max_tokens=config.max_tokens,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        stop=config.stop,
+        presence_penalty=config.presence_penalty,
+        frequency_penalty=config.frequency_penalty,
+        other=config.other,
+        seed=config.seed,
+        response_format=config.response_format.model_dump(exclude_none=True)
+        if config.response_format
+        else None,
+        endpoint=config.endpoint,
+        chat_template=tuple(m.to_domain() for m in config.chat_template or []),
+        tools=tuple(
+            t.to_domain() for t in config.tools or [] if isinstance(t, ModelConfigToolRequest)
+        ),
+        reasoning_effort=config.reasoning_effort,
+        template_language=config.template_language or "default",
+        name=config.name,
+        description=config.description,
+    )
+
+
+async def _config(
+    state: AppState, resolver: Resolver, org_id: str, item: LogRequest, loc: Loc
+) -> dict[str, Any]:
+    """The stored config of a logged call (get-or-create by identity, as chat does)."""
+    if item.config_id is not None:
+        row = await asyncio.to_thread(state.store.config, org_id, item.config_id)
+        if row is None:
+            raise NotFound(f"model config '{item.config_id}' not found")
+        return row
+    if item.config is None:
+        raise InvalidRequest.at(
+            (*loc, "config"), "config is required unless config_id is given", "missing"
+        )
+    if not isinstance(item.config, ModelConfigRequest):
+        raise NotImplementedByServer("logging with a tool config is not supported by chatgate")
+    config = _domain_config(item.config)
+    if item.config.prompt_template is None:
+        config_id = await resolver.config(org_id, config)
+    else:
+        body = {**config.identity(), "prompt_template": item.config.prompt_template}
+        fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        config_id = await asyncio.to_thread(
+            state.store.get_or_create_config,
+            org_id,
+            fingerprint,
+            body,
+            config.name,
+            config.description,
+        )
+    row = await asyncio.to_thread(state.store.config, org_id, config_id)
+    assert row is not None
+    return row
+
+
+async def _record(
+    state: AppState, resolver: Resolver, org_id: str, item: LogRequest, loc: Loc
+) -> tuple[LogRecord, LogExtras, list[dict[str, Any]]]:
+    _exclusive(item, "session_id", "session_reference_id", loc)
+    _exclusive(item, "parent_id", "parent_reference_id", loc)
+    if item.project is None and item.project_id is None:
+        raise InvalidRequest.at(
+            (*loc, "project"),
+            "either project or project_id must be provided",
+            "value_error.missing",
+        )
+    project_id = await resolver.project(org_id, name=item.project, project_id=item.project_id)
+    session_id = await resolver.session(
+        org_id, session_id=item.session_id, reference_id=item.session_reference_id
+    )
+    parent = await resolver.parent(
+        org_id, parent_id=item.parent_id, reference_id=item.parent_reference_id
+    )
+    if parent is not None and parent.session_id is not None:
+        if session_id is None:
+            session_id = parent.session_id  # a child joins its parent's session
+        elif session_id != parent.session_id:
+            raise InvalidRequest.at(
+                (*loc, "parent_id"), "the parent log belongs to a different session"
+            )
+    config = await _config(state, resolver, org_id, item, loc)
+    log_id = ids.new_id(ids.LOG)
+    record = LogRecord(
+        id=log_id,
+        org_id=org_id,
+        project_id=project_id,
+        config_id=config["id"],
+        provider=str(config["body"].get("provider") or ""),
+        model=str(config["body"].get("model") or ""),
+        created_at=item.created_at.timestamp() if item.created_at else time.time(),
+        session_id=session_id,
+        parent_id=parent.id if parent else None,
+        reference_id=item.reference_id,
+        save=item.save,
+        inputs=item.inputs,
+        messages=[m.to_domain().to_v4() for m in item.messages]
+        if item.messages is not None
+        else None,
+        output=item.output,
+        raw_output=item.output,
+        output_message=item.output_message.to_domain().to_v4() if item.output_message else None,
+        prompt_tokens=item.prompt_tokens,
+        output_tokens=item.output_tokens,
+        duration=item.duration,
+        provider_request=item.provider_request,
+        provider_response=item.provider_response,
+        metadata=item.metadata,
+        source=item.source,
+        source_datapoint_id=item.source_datapoint_id,
+        tools=config["body"].get("tools") or None,
+        error=item.error,
+    )
+    if not item.save:
+        record = without_payloads(record)
+    extras = {
+        "judgment": item.judgment,
+        "environment": item.environment,
+        "stdout": item.stdout,
+        "prompt_cost": item.prompt_cost,
+        "output_cost": item.output_cost,
+    }
+    feedback_items = item.feedback if isinstance(item.feedback, list) else [item.feedback]
+    custom = await asyncio.to_thread(repo(state).feedback_types, project_id)
+    many = isinstance(item.feedback, list)
+    feedback = [
+        checked_feedback(
+            fb,
+            org_id=org_id,
+            log_id=log_id,
+            custom=custom,
+            loc=(*loc, "feedback", j) if many else (*loc, "feedback"),
+        ).row
+        for j, fb in enumerate(feedback_items)
+        if fb is not None
+    ]
+    return record, LogExtras(log_id, {k: v for k, v in extras.items() if v is not None}), feedback
+
+
+@router.post(
+    "/logs",
+    tags=["Logs"],
+    summary="Log",
+    operation_id="Logs_log",
+    description="Log a datapoint or array of datapoints to your Humanloop project.",
+    response_model=list[CreateLogResponse] | CreateLogResponse,
+    openapi_extra=openapi_body(LogRequestBody),
+)
+async def create_logs(request: Request, principal: OrgDep, state: StateDep) -> Response:
+    body = await parse_body(request, LogRequestBody, state.settings.max_body_bytes)
+    many = isinstance(body.root, list)
+    items: Sequence[LogRequest] = body.root if isinstance(body.root, list) else [body.root]
+    records: list[LogRecord] = []
+    extras: list[LogExtras] = []
+    feedback: list[dict[str, Any]] = []
+    resolver = _resolver(request, state)
+    for index, item in enumerate(items):
+        record, extra, item_feedback = await _record(
+            state, resolver, principal.org_id, item, ("body", index) if many else ("body",)
+        )
+        records.append(record)
+        extras.append(extra)
+        feedback.extend(item_feedback)
+    await state.writer.write(records)
+    if feedback or any(e.values for e in extras):
+        await asyncio.to_thread(repo(state).complete_logs, extras, feedback)
+    created = [
+        {"id": r.id, "project_id": r.project_id, "session_id": r.session_id} for r in records
+    ]
+    return json_response(created if many else created[0])
+
+
+# --- updating and deleting ---------------------------------------------------------------------
+
+
+async def _update(
+    state: AppState, request: Request, org_id: str, log_id: str | None, what: str
+) -> Response:
+    body = await parse_body(request, UpdateLogRequest, state.settings.max_body_bytes)
+    if log_id is None:
+        raise NotFound(f"log {what} not found")
+    values: dict[str, Any] = {}
+    if "output" in body.model_fields_set:
+        values.update(output=body.output, raw_output=body.output)
+    if "error" in body.model_fields_set:
+        values["error"] = body.error
+    if "duration" in body.model_fields_set:
+        values["duration"] = body.duration
+    if not await asyncio.to_thread(repo(state).update_log, org_id, log_id, values):
+        raise NotFound(f"log {what} not found")
+    return json_response(await _one_log(state, org_id, log_id))
+
+
+@router.patch(
+    "/logs/{id}",
+    tags=["Logs"],
+    summary="Update",
+    operation_id="Logs_update",
+    response_model=LogResponse,
+    openapi_extra=openapi_body(UpdateLogRequest),
+)
+async def update_log(id: str, request: Request, principal: OrgDep, state: StateDep) -> Response:
+    return await _update(state, request, principal.org_id, id, f"'{id}'")
+
+
+@router.patch(
+    "/logs",
+    tags=["Logs"],
+    summary="Update By Reference",
+    operation_id="Logs_updateByRef",
+    response_model=LogResponse,
+    openapi_extra=openapi_body(UpdateLogRequest),
+    description="Update the newest log created with `reference_id`.",
+)
+async def update_log_by_reference(
+    reference_id: str, request: Request, principal: OrgDep, state: StateDep
+) -> Response:
+    found = await asyncio.to_thread(repo(state).log_id_by_reference, principal.org_id, reference_id)
+    return await _update(
+        state, request, principal.org_id, found, f"with reference id '{reference_id}'"
+    )
+
+
+@router.delete(
+    "/logs", tags=["Logs"], summary="Delete", operation_id="Logs_delete", status_code=204
+)
+async def delete_logs(
+    principal: OrgDep, state: StateDep, id: Annotated[list[str] | None, Query()] = None
+) -> Response:
+    store: LogsRepo = repo(state)
+    await asyncio.to_thread(store.delete_logs, principal.org_id, id or [])
+    return Response(status_code=204)

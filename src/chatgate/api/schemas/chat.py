@@ -152,32 +152,12 @@ def to_input(body: _ChatRequestBase, config: ModelConfigChatRequest) -> ChatInpu
             "either project or project_id must be provided",
             "value_error.missing",
         )
-    inline_tools = [t for t in config.tools or [] if isinstance(t, ModelConfigToolRequest)]
     linked = tuple(t.id for t in config.tools or [] if isinstance(t, LinkedToolRequest))
-    seed = config.seed if config.seed is not None else body.seed
-    effective = ModelConfig(
-        provider=config.provider,
-        model=config.model,
-        max_tokens=config.max_tokens,
-        temperature=config.temperature,
-        top_p=config.top_p,
-        stop=config.stop,
-        presence_penalty=config.presence_penalty,
-        frequency_penalty=config.frequency_penalty,
-        other=config.other,
-        seed=seed,
-        response_format=config.response_format.model_dump(exclude_none=True)
-        if config.response_format
-        else None,
-        endpoint=config.endpoint,
-        chat_template=tuple(m.to_domain() for m in config.chat_template or []),
-        tools=tuple(t.to_domain() for t in inline_tools),
-        reasoning_effort=body.reasoning_effort
-        if body.reasoning_effort is not None
-        else config.reasoning_effort,
-        template_language=body.template_language or config.template_language or "default",
-        name=config.name,
-        description=config.description,
+    effective = config_to_domain(
+        config,
+        seed=body.seed,
+        reasoning_effort=body.reasoning_effort,
+        template_language=body.template_language,
     )
     tool_choice = normalise_tool_choice(body.tool_choice, body.tool_call)
     return ChatInput(
@@ -204,4 +184,41 @@ def to_input(body: _ChatRequestBase, config: ModelConfigChatRequest) -> ChatInpu
         if body.response_format
         else None,
         linked_tool_ids=linked,
+    )
+
+
+def config_to_domain(
+    config: ModelConfigChatRequest,
+    *,
+    seed: int | None = None,
+    reasoning_effort: ReasoningEffort | None = None,
+    template_language: TemplateLanguage | None = None,
+) -> ModelConfig:
+    """The wire config as the domain config; the request-level values given here win over the
+    config's late fields, and the deprecated request ``seed`` applies only when it has none."""
+    inline_tools = [t for t in config.tools or [] if isinstance(t, ModelConfigToolRequest)]
+    seed = config.seed if config.seed is not None else seed
+    return ModelConfig(
+        provider=config.provider,
+        model=config.model,
+        max_tokens=config.max_tokens,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        stop=config.stop,
+        presence_penalty=config.presence_penalty,
+        frequency_penalty=config.frequency_penalty,
+        other=config.other,
+        seed=seed,
+        response_format=config.response_format.model_dump(exclude_none=True)
+        if config.response_format
+        else None,
+        endpoint=config.endpoint,
+        chat_template=tuple(m.to_domain() for m in config.chat_template or []),
+        tools=tuple(t.to_domain() for t in inline_tools),
+        reasoning_effort=reasoning_effort
+        if reasoning_effort is not None
+        else config.reasoning_effort,
+        template_language=template_language or config.template_language or "default",
+        name=config.name,
+        description=config.description,
     )

@@ -1,0 +1,71 @@
+"""v4 Sessions: create, list a project's sessions, get one. Visible only to their organisation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from chatgate.api.deps import OrgDep, StateDep
+from chatgate.api.errors import json_response
+from chatgate.api.render import paginated, session_response
+from chatgate.api.routes.feedback import repo
+from chatgate.api.routes.logs import MAX_PAGE_SIZE, page_bounds
+from chatgate.api.schemas.sessions import CreateSessionResponse, PaginatedSessions, SessionResponse
+from chatgate.errors import NotFound
+
+router = APIRouter(tags=["Sessions"])
+
+
+@router.post(
+    "/sessions",
+    summary="Create",
+    operation_id="Sessions_create",
+    status_code=201,
+    response_model=CreateSessionResponse,
+    description="Create a new session; log to it with its `session_id`.",
+)
+async def create_session(principal: OrgDep, state: StateDep) -> Response:
+    session_id = await asyncio.to_thread(repo(state).create_session, principal.org_id)
+    return json_response({"id": session_id}, 201)
+
+
+@router.get(
+    "/sessions",
+    summary="List",
+    operation_id="Sessions_list",
+    response_model=PaginatedSessions,
+    description="Sessions with at least one log in the project, newest first.",
+)
+async def list_sessions(
+    project_id: str,
+    principal: OrgDep,
+    state: StateDep,
+    page: Annotated[int, Query(ge=0, description="Page to fetch. Starts from 1.")] = 1,
+    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
+) -> Response:
+    org_id = principal.org_id
+    if await asyncio.to_thread(state.store.project, org_id, project_id) is None:
+        raise NotFound(f"project '{project_id}' not found")
+    served, offset = page_bounds(page, size)
+    session_ids, total = await asyncio.to_thread(
+        repo(state).project_session_ids, org_id, project_id, offset=offset, limit=size
+    )
+    records = []
+    for session_id in session_ids:
+        summary = await asyncio.to_thread(state.store.session_summary, org_id, session_id)
+        if summary is not None:
+            records.append(session_response(summary))
+    return json_response(paginated(records, served, size, total))
+
+
+@router.get(
+    "/sessions/{id}", summary="Get", operation_id="Sessions_get", response_model=SessionResponse
+)
+async def get_session(id: str, principal: OrgDep, state: StateDep) -> Response:
+    summary = await asyncio.to_thread(state.store.session_summary, principal.org_id, id)
+    if summary is None:
+        raise NotFound(f"session '{id}' not found")
+    return json_response(session_response(summary))

@@ -1,0 +1,69 @@
+"""The v4 Feedback tag, and the project feedback types feedback is checked against."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, RootModel
+
+from chatgate.api.schemas.common import _Lenient
+
+BUILT_IN_TYPES = ("rating", "action", "issue", "correction", "comment")
+FeedbackValue = bool | int | float | list[str] | str
+FeedbackClass = Literal["select", "multi_select", "text", "number"]
+LabelSentiment = Literal["positive", "negative", "neutral", "unset"]
+
+
+class Feedback(_Lenient):
+    """Feedback given with a log (``POST /v4/logs``): its ``data_id`` is the new log's."""
+
+    type: str
+    value: FeedbackValue | None = None
+    data_id: str | None = None
+    user: str | None = None
+    created_at: datetime | None = None
+
+
+class FeedbackRequest(Feedback):
+    """One item of ``POST /v4/feedback``."""
+
+    unset: bool | None = None
+
+
+class FeedbackBody(RootModel[list[FeedbackRequest] | FeedbackRequest]):
+    """Body of ``POST /v4/feedback``: one item or a list."""
+
+
+class FeedbackResponse(BaseModel):
+    id: str
+    type: str
+    value: FeedbackValue | None
+    data_id: str | None = None
+    user: str | None = None
+    created_at: datetime | None = None
+
+
+class FeedbackLabelRequest(_Lenient):
+    value: str
+    sentiment: LabelSentiment = "neutral"
+
+
+class FeedbackTypeRequest(_Lenient):
+    type: str
+    class_: FeedbackClass = Field(alias="class")
+    values: list[FeedbackLabelRequest] | None = None
+
+
+class FeedbackTypesBody(RootModel[list[FeedbackTypeRequest] | FeedbackTypeRequest | None]):
+    """Body of ``PATCH /v4/projects/{id}/feedback-types``: a list, one type, or nothing."""
+
+
+class CategoricalFeedbackLabel(BaseModel):
+    value: str
+    sentiment: LabelSentiment
+
+
+class FeedbackTypeModel(BaseModel):
+    type: str
+    values: list[CategoricalFeedbackLabel] | None = None
