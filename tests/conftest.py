@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -149,7 +150,13 @@ def start_server(
 
 
 @pytest.fixture
-def server(tmp_path: Path, fake: FakeOpenAI) -> Iterator[RunningServer]:
-    runner, running = start_server(tmp_path, fake.url)
+def server(
+    tmp_path: Path, fake: FakeOpenAI, request: pytest.FixtureRequest
+) -> Iterator[RunningServer]:
+    """chatgate on SQLite; on PostgreSQL when CHATGATE_TEST_BACKEND=postgres (the CI runs both)."""
+    database_url = None
+    if os.environ.get("CHATGATE_TEST_BACKEND") == "postgres":
+        database_url = request.getfixturevalue("postgres_url")
+    runner, running = start_server(tmp_path, fake.url, database_url=database_url)
     with runner:
         yield running
