@@ -350,3 +350,18 @@ def test_mock_provider_needs_no_key(server: RunningServer, fake: FakeOpenAI) -> 
     )
     assert response.data[0].output == "You said: ping"
     assert fake.requests == []
+
+
+def test_a_logged_config_with_tools_is_readable_by_the_sdk(hl: Humanloop, fake: FakeOpenAI) -> None:
+    tool = {
+        "name": "lookup",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    }
+    response = hl.chat(
+        project="p",
+        model_config={"model": "gpt-4o", "tools": [tool]},
+        messages=[{"role": "user", "content": "x"}],
+    )
+    log = hl.logs.get(id=response.data[0].id)
+    assert log.config.tools[0].name == "lookup"  # parsed as the SDK's ModelConfigResponse
+    assert log.config.tools[0].id == f"{log.config_id}_tool_0"

@@ -58,9 +58,18 @@ def chat_response(request: ChatInput, outcome: ChatOutcome) -> dict[str, Any]:
 def model_config_response(
     config_id: str, body: dict[str, Any], name: str | None, description: str | None
 ) -> dict[str, Any]:
-    """A stored config (its identity body) as the v4 ``ModelConfigResponse``."""
+    """A stored config (its identity body) as the v4 ``ModelConfigResponse``.
+
+    v4's ``ToolResponse`` requires an ``id`` (clients such as SDK 0.7.x refuse a config without
+    one); inline tools have none of their own, so each gets ``<config id>_tool_<index>``, stable
+    for the config, and ``source: "inline"``.
+    """
     return {
         **body,
+        "tools": [
+            {**tool, "id": f"{config_id}_tool_{i}", "source": "inline"}
+            for i, tool in enumerate(body.get("tools") or [])
+        ],
         "id": config_id,
         "type": "model",
         "name": name,

@@ -13,19 +13,10 @@ from chatgate.store.projects_repo import ConfigUse
 
 
 def config_response(config: dict[str, Any]) -> dict[str, Any]:
-    """A model_configs row as the v4 ``ModelConfigResponse``.
-
-    v4's ``ToolResponse`` requires an ``id``; inline tools have none of their own, so each gets
-    ``<config id>_tool_<index>`` (stable for the config) and ``source: "inline"``.
-    """
-    body = model_config_response(
+    """A model_configs row as the v4 ``ModelConfigResponse``."""
+    return model_config_response(
         config["id"], config["body"], config["name"], config["description"]
     )
-    body["tools"] = [
-        {**tool, "id": f"{config['id']}_tool_{i}", "source": "inline"}
-        for i, tool in enumerate(body.get("tools") or [])
-    ]
-    return body
 
 
 def project_config_response(project: dict[str, Any], use: ConfigUse) -> dict[str, Any]:
