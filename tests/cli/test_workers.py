@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from chatgate.store.sql import Store
 from tests.cli.test_cli import free_port
@@ -34,10 +35,17 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def test_two_workers_share_the_port_and_the_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_two_workers_share_the_port_and_the_database(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     port = free_port()
     env = {**os.environ, "CHATGATE_DATA_DIR": str(tmp_path)}
     env.pop("CHATGATE_DATABASE_URL", None)
+    database_url = f"sqlite:///{tmp_path / 'chatgate.db'}"
+    if backend == "postgres":
+        database_url = request.getfixturevalue("postgres_url")
+        env["CHATGATE_DATABASE_URL"] = database_url
     output = tmp_path / "serve.out"
     with output.open("w") as sink:
         process = subprocess.Popen(
@@ -85,7 +93,7 @@ def test_two_workers_share_the_port_and_the_database(tmp_path: Path) -> None:
         process.terminate()
         process.wait(30)
     assert process.returncode == 0, output.read_text()
-    store = Store(f"sqlite:///{tmp_path / 'chatgate.db'}")
+    store = Store(database_url)
     org_id = store.org_id_by_name("default")
     assert org_id
     assert len(store.recent_logs(org_id=org_id, limit=1000)) == 320
