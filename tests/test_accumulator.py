@@ -90,3 +90,24 @@ def test_choices_beyond_the_requested_samples_are_ignored() -> None:
         acc.feed(event)
     [sample] = acc.samples()
     assert sample.raw_output == "mine" and sample.finish_reason == "stop"
+
+
+def test_thinking_blocks_are_assembled_into_the_output_message() -> None:
+    from chatgate.streaming import ThinkingDelta
+
+    acc = Accumulator(1)
+    for event in (
+        ThinkingDelta(0, 0, text="Let me "),
+        ThinkingDelta(0, 0, text="think."),
+        ThinkingDelta(0, 0, signature="sig=="),
+        ThinkingDelta(0, 1, "redacted_thinking", data="opaque"),
+        TextDelta(0, "Answer"),
+        Finish(0, "stop"),
+    ):
+        acc.feed(event)
+    message = acc.samples()[0].output_message
+    assert message.thinking == (
+        {"type": "thinking", "thinking": "Let me think.", "signature": "sig=="},
+        {"type": "redacted_thinking", "data": "opaque"},
+    )
+    assert message.to_v4()["thinking"] == list(message.thinking)

@@ -21,6 +21,23 @@ class TextDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class ThinkingDelta:
+    """A piece of the ``block``-th reasoning block of a sample (providers that expose thinking).
+
+    ``kind`` is ``"thinking"`` (``text`` is its text, ``signature`` arrives once) or
+    ``"redacted_thinking"`` (``data`` is the opaque payload). Assembled blocks end up in the
+    output message's ``thinking`` list, in v4's ``{"type", "thinking", "signature"}`` shape.
+    """
+
+    index: int
+    block: int
+    kind: str = "thinking"
+    text: str = ""
+    signature: str | None = None
+    data: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ToolCallDelta:
     """A piece of the ``call_index``-th tool call of a sample; id and name arrive once."""
 
@@ -61,7 +78,9 @@ class StreamFailed:
     error: ChatgateError
 
 
-StreamEvent = TextDelta | ToolCallDelta | UsageReport | Finish | RawResponse | StreamFailed
+StreamEvent = (
+    TextDelta | ThinkingDelta | ToolCallDelta | UsageReport | Finish | RawResponse | StreamFailed
+)
 
 
 @dataclass(slots=True)
@@ -74,10 +93,27 @@ class _PendingToolCall:
 @dataclass(slots=True)
 class _SampleState:
     text: list[str] = field(default_factory=list)
+    thinking: dict[int, dict[str, Any]] = field(default_factory=dict)
     tool_calls: dict[int, _PendingToolCall] = field(default_factory=dict)
     finish_reason: str | None = None
     finished: bool = False
     usage: Usage | None = None
+
+
+def _thinking_blocks(blocks: dict[int, dict[str, Any]]) -> tuple[dict[str, Any], ...] | None:
+    out = []
+    for _, block in sorted(blocks.items()):
+        if block["type"] == "redacted_thinking":
+            out.append({"type": "redacted_thinking", "data": block.get("data", "")})
+        else:
+            out.append(
+                {
+                    "type": "thinking",
+                    "thinking": "".join(block["parts"]),
+                    "signature": block.get("signature"),
+                }
+            )
+    return tuple(out) or None
 
 
 class Accumulator:
@@ -98,6 +134,16 @@ class Accumulator:
         match event:
             case TextDelta(index, text):
                 self._sample(index).text.append(text)
+            case ThinkingDelta(index, block, kind, text, signature, data):
+                thinking = self._sample(index).thinking.setdefault(
+                    block, {"type": kind, "parts": []}
+                )
+                if text:
+                    thinking["parts"].append(text)
+                if signature:
+                    thinking["signature"] = signature
+                if data:
+                    thinking["data"] = data
             case ToolCallDelta(index, call_index, call_id, name, arguments):
                 pending = self._sample(index).tool_calls.setdefault(call_index, _PendingToolCall())
                 if call_id:
@@ -159,6 +205,7 @@ class Accumulator:
                 # As OpenAI does: a reply that is only tool calls has null content.
                 content=raw_output if raw_output or not tool_calls else None,
                 tool_calls=tool_calls or None,
+                thinking=_thinking_blocks(state.thinking),
             ),
             finish_reason=state.finish_reason,
             usage=usage,
