@@ -454,12 +454,10 @@ def test_model_config_identity_ignores_display_fields(
 
 
 def test_provider_not_yet_supported_is_501(server: RunningServer, fake: FakeOpenAI) -> None:
-    response = server.post_chat(
-        body(model_config={"model": "claude-3-5-sonnet", "provider": "anthropic"})
-    )
+    response = server.post_chat(body(model_config={"model": "command-r", "provider": "cohere"}))
     assert response.status_code == 501
     detail = response.json()["detail"]
-    assert detail["code"] == 501 and "anthropic" in detail["message"]
+    assert detail["code"] == 501 and "cohere" in detail["message"]
 
 
 def test_connection_error_is_502_and_timeout_is_504(tmp_path: Any, fake: FakeOpenAI) -> None:

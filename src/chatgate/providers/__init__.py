@@ -8,12 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from chatgate.providers.anthropic_messages import AnthropicMessagesWire
 from chatgate.providers.base import ProviderSpec, Wire
+from chatgate.providers.google_gemini import GeminiWire
 from chatgate.providers.mock import MockWire
 from chatgate.providers.openai_chat import OpenAIChatWire
 from chatgate.settings import NamedProvider
 
-WIRES: Mapping[str, Wire] = {"openai": OpenAIChatWire(), "mock": MockWire()}
+WIRES: Mapping[str, Wire] = {
+    "openai": OpenAIChatWire(),
+    "mock": MockWire(),
+    "anthropic": AnthropicMessagesWire(),
+    "google": GeminiWire(),
+}
 
 BUILTIN: Mapping[str, ProviderSpec] = {
     spec.name: spec
@@ -43,13 +50,30 @@ BUILTIN: Mapping[str, ProviderSpec] = {
             key_env="DEEPSEEK_API_KEY",
             base_url_env="DEEPSEEK_BASE_URL",
         ),
+        ProviderSpec(
+            "anthropic",
+            wire="anthropic",
+            origin="Anthropic",
+            base_url="https://api.anthropic.com",
+            key_env="ANTHROPIC_API_KEY",
+            base_url_env="ANTHROPIC_BASE_URL",
+        ),
+        ProviderSpec(
+            "google",
+            wire="google",
+            origin="Google",
+            base_url="https://generativelanguage.googleapis.com",
+            key_env="GEMINI_API_KEY",
+            base_url_env="GOOGLE_GEMINI_BASE_URL",
+        ),
     )
 }
 
+#: Other key variables the vendor's SDK reads, used when the row's ``key_env`` is unset.
+KEY_ENV_ALTERNATIVES: Mapping[str, tuple[str, ...]] = {"google": ("GOOGLE_API_KEY",)}
+
 #: v4 ModelProviders whose wire translation has not landed yet.
-NOT_YET_SUPPORTED = frozenset(
-    {"openai_azure", "anthropic", "bedrock", "cohere", "replicate", "google"}
-)
+NOT_YET_SUPPORTED = frozenset({"openai_azure", "bedrock", "cohere", "replicate"})
 
 
 def build_registry(
@@ -59,12 +83,17 @@ def build_registry(
     registry: dict[str, ProviderSpec] = {}
     for name, spec in BUILTIN.items():
         base_url = environ.get(spec.base_url_env, "") if spec.base_url_env else ""
+        key_env = spec.key_env
+        if key_env and not environ.get(key_env):
+            key_env = next(
+                (v for v in KEY_ENV_ALTERNATIVES.get(name, ()) if environ.get(v)), key_env
+            )
         registry[name] = ProviderSpec(
             spec.name,
             spec.wire,
             spec.origin,
             base_url or spec.base_url,
-            spec.key_env,
+            key_env,
             spec.base_url_env,
             spec.requires_key,
         )
