@@ -15,6 +15,14 @@ three targets one after another so that they share the machine's noise:
 * ``floor``: the floor proxy, forwarding to the fake;
 * ``chatgate``: ``POST /v4/chat``, forwarding to the fake.
 
+Two more measurements follow the main phases:
+
+* ``--workers 2`` against ``--workers 1`` at c=16 and c=64 (in every repetition). Nothing is
+  pinned there: chatgate's supervisor and workers, a second fake provider and wrk all run on
+  every core, so there is no target, only the side-by-side numbers;
+* a memory soak (once per run): RSS of a single, pinned chatgate after the first 20 000 and
+  after 200 000 requests at c=64, bounded to 180 s.
+
 Results go to ``bench/results/latest.md`` (and ``latest.json``) and are printed. Only 127.0.0.1
 is ever contacted, every load phase is bounded in time, and every subprocess is stopped at the
 end, also on error or Ctrl-C.
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -54,12 +63,27 @@ HOST = "127.0.0.1"
 SERVER_CORE = "0"
 LOAD_CORE = "1"
 CONCURRENCIES = (1, 16, 64)
+#: The ``--workers`` comparison: worker counts and concurrencies.
+WORKER_COUNTS = (1, 2)
+WORKER_CONCURRENCIES = (16, 64)
+#: The memory soak: concurrency, requests, time limit (full run / --quick).
+SOAK_CONCURRENCY = 64
+SOAK_REQUESTS = (200_000, 20_000)
+SOAK_SECONDS = (180, 30)
+#: The soak's first RSS reading is after this fraction of its requests.
+SOAK_FIRST_FRACTION = 10
+#: Seconds between the RSS samples taken during the soak.
+SOAK_SAMPLE_EVERY = 10.0
+#: Soak target: RSS at the end within this fraction of the RSS after the first requests.
+SOAK_RSS_TOLERANCE = 0.15
 TARGETS = ("direct", "floor", "chatgate")
 PACKAGES = (
     *("chatgate", "uvicorn", "fastapi", "starlette", "aiohttp", "pydantic", "pydantic-core"),
     *("sqlalchemy", "orjson", "uvloop", "httptools"),
 )
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+#: Every core (the ``--workers`` comparison pins nothing).
+ALL_CORES = f"0-{(os.cpu_count() or 1) - 1}"
 EN_DASH = "\u2013"
 #: Lines of chatgate's stderr kept per repetition in bench/results.
 STDERR_LINES = 200
@@ -92,6 +116,21 @@ done = function(summary, latency, requests)
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
     latency:percentile(99), latency.max, latency.mean, e.connect, e.read, e.write, e.status,
     e.timeout))
+end
+"""
+
+
+#: Appended to a wrk script to stop after N responses: the thread stops and a marker file tells
+#: this script to interrupt wrk (wrk itself would sleep out its whole duration).
+WRK_STOP_AFTER = """
+local answered = 0
+response = function(status, headers, body)
+  answered = answered + 1
+  if answered == %(count)d then
+    local marker = io.open("%(marker)s", "w")
+    if marker then marker:close() end
+    wrk.thread:stop()
+  end
 end
 """
 
@@ -152,6 +191,81 @@ class Repetition:
     exceptions: dict[str, int] = field(default_factory=dict)
     #: Other stderr lines that are not routine uvicorn start/stop messages.
     other_stderr: list[str] = field(default_factory=list)
+    #: The ``--workers`` comparison of this repetition, by worker count ("1", "2").
+    workers: dict[str, WorkersRun] = field(default_factory=dict)
+
+
+@dataclass
+class WorkersRun:
+    """chatgate with ``--workers N`` (nothing pinned): its loads and its process tree."""
+
+    workers: int
+    startup_s: float = 0.0
+    #: Processes in the tree: the serving process (the supervisor when N > 1), its workers and
+    #: multiprocessing's resource tracker.
+    processes: int = 0
+    #: VmRSS summed over the tree (shared pages counted in each process).
+    idle_rss_mib: float = 0.0
+    rss_after_load_mib: float = 0.0
+    load: dict[str, Load] = field(default_factory=dict)  # key "c=16"
+    #: Per phase ("c=16"), per worker process (by pid order): its CPU seconds in the phase.
+    worker_cpu_s: dict[str, list[float]] = field(default_factory=dict)
+    #: Per phase, per worker process: established client connections half-way through.
+    worker_connections: dict[str, list[int]] = field(default_factory=dict)
+    #: Worker pids that were replaced during the loads (a worker died or failed a health check).
+    workers_replaced: int = 0
+    client_ok_responses: int = 0
+    logs_in_db: int = 0
+    logs_with_error: int = 0
+    tracebacks: int = 0
+    exceptions: dict[str, int] = field(default_factory=dict)
+    other_stderr: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Segment:
+    """One wrk run of the soak, stopped after a number of responses or at a deadline."""
+
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    error_detail: str
+
+
+@dataclass
+class Soak:
+    """RSS of one pinned chatgate over many requests at one concurrency."""
+
+    concurrency: int
+    target_requests: int
+    first_requests_target: int
+    limit_s: float
+    idle_rss_mib: float = 0.0
+    first: Segment | None = None
+    rest: Segment | None = None
+    rss_after_first_mib: float = 0.0
+    rss_at_end_mib: float = 0.0
+    #: Requests done in both segments together, and the soak's wall time.
+    requests: int = 0
+    seconds: float = 0.0
+    #: (seconds since the soak started, VmRSS MiB, requests done: known only between the
+    #: segments, else None).
+    rss_samples: list[tuple[float, float, int | None]] = field(default_factory=list)
+    client_ok_responses: int = 0
+    logs_in_db: int = 0
+    logs_with_error: int = 0
+    tracebacks: int = 0
+    exceptions: dict[str, int] = field(default_factory=dict)
+    other_stderr: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        if not self.rss_after_first_mib:
+            return float("nan")
+        return self.rss_at_end_mib / self.rss_after_first_mib
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -174,6 +288,69 @@ def cpu_seconds_of(stat_path: Path) -> float:
 def cpu_seconds(pid: int) -> float:
     """CPU time of a process, all its threads."""
     return cpu_seconds_of(Path(f"/proc/{pid}/stat"))
+
+
+def _stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command name (field 3 onwards)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (from the parent pids in /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            children.setdefault(int(_stat_fields(int(entry.name))[1]), []).append(int(entry.name))
+    tree = [pid]
+    for parent in tree:  # grows while it is walked
+        tree.extend(children.get(parent, []))
+    return tree
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and all its descendants: utime + stime of each live process plus
+    cutime + cstime (the CPU of children that exited and were waited for)."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = _stat_fields(member)
+            total += sum(int(fields[i]) for i in (11, 12, 13, 14))
+    return total / CLK_TCK
+
+
+def tree_rss_mib(pid: int) -> float:
+    """VmRSS summed over a process and its descendants."""
+    total = 0.0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, BenchError):
+            total += rss_mib(member)
+    return total
+
+
+def established_connections(pid: int, port: int) -> int:
+    """TCP connections to local ``port`` that are established and held by process ``pid``."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                local_port = int(cols[1].rsplit(":", 1)[1], 16)
+                count += cols[3] == "01" and local_port == port and cols[9] in inodes
+    return count
+
+
+def count_connections(into: dict[str, list[int]], key: str, pids: list[int], port: int) -> None:
+    """``into[key]``: the established connections to ``port`` held by each of ``pids``."""
+    into[key] = [established_connections(pid, port) for pid in pids]
 
 
 def rss_mib(pid: int) -> float:
@@ -229,13 +406,23 @@ class Processes:
         return proc
 
     def stop(self, proc: Proc, grace: float = 35.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` s; then SIGKILL any descendant (a worker of
+        chatgate's supervisor) still alive, by pid and start time."""
+        descendants: list[tuple[int, str]] = []
         if proc.alive():
+            for pid in process_tree(proc.pid)[1:]:
+                with contextlib.suppress(OSError, IndexError):
+                    descendants.append((pid, _stat_fields(pid)[19]))
             proc.popen.send_signal(signal.SIGTERM)
             try:
                 proc.popen.wait(grace)
             except subprocess.TimeoutExpired:
                 proc.popen.kill()
                 proc.popen.wait(5)
+        for pid, started in descendants:
+            with contextlib.suppress(OSError, IndexError):
+                if _stat_fields(pid)[19] == started:
+                    os.kill(pid, signal.SIGKILL)
         if proc in self.running:
             self.running.remove(proc)
 
@@ -397,22 +584,34 @@ def lua_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def write_wrk_script(path: Path, body: dict[str, Any], headers: dict[str, str]) -> Path:
+def write_wrk_script(
+    path: Path,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    stop_after: tuple[int, Path] | None = None,
+) -> Path:
+    """A wrk script that POSTs ``body`` and prints BENCH_JSON at the end; with ``stop_after``
+    (count, marker file) it stops after that many responses and creates the marker."""
     lines = [
         'wrk.method = "POST"',
         f'wrk.body = "{lua_escape(json.dumps(body, separators=(",", ":")))}"',
         'wrk.headers["Content-Type"] = "application/json"',
     ]
     lines += [f'wrk.headers["{lua_escape(k)}"] = "{lua_escape(v)}"' for k, v in headers.items()]
+    if stop_after is not None:
+        count, marker = stop_after
+        lines.append(WRK_STOP_AFTER % {"count": count, "marker": lua_escape(str(marker))})
     path.write_text("\n".join(lines) + "\n" + WRK_DONE)
     return path
 
 
-def wrk_command(url: str, script: Path, concurrency: int, seconds: int) -> list[str]:
+def wrk_command(
+    url: str, script: Path, concurrency: int, seconds: int, core: str = LOAD_CORE
+) -> list[str]:
     return [
         "taskset",
         "-c",
-        LOAD_CORE,
+        core,
         "wrk",
         "-t1",
         f"-c{concurrency}",
@@ -426,26 +625,55 @@ def wrk_command(url: str, script: Path, concurrency: int, seconds: int) -> list[
     ]
 
 
-def run_wrk(url: str, script: Path, concurrency: int, seconds: int, server_pid: int) -> Load:
-    cpu_before = cpu_seconds(server_pid)
-    started = time.monotonic()
-    done = subprocess.run(
-        wrk_command(url, script, concurrency, seconds),
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=False,
-    )
-    time.sleep(0.2)  # let requests cut off at the end of the phase finish
-    cpu = cpu_seconds(server_pid) - cpu_before
-    wall = time.monotonic() - started
-    match = re.search(r"^BENCH_JSON (\{.*\})$", done.stdout, re.MULTILINE)
-    if done.returncode != 0 or match is None:
-        raise BenchError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    raw = json.loads(match.group(1))
+def wrk_result(stdout: str, stderr: str, returncode: int) -> dict[str, Any]:
+    """The BENCH_JSON line of a wrk run, with "errors" (all kinds) and "error_detail" added."""
+    match = re.search(r"^BENCH_JSON (\{.*\})$", stdout, re.MULTILINE)
+    if returncode != 0 or match is None:
+        raise BenchError(f"wrk failed ({returncode}):\n{stdout}\n{stderr}")
+    raw: dict[str, Any] = json.loads(match.group(1))
     kinds = ("connect", "read", "write", "status", "timeout")
-    errors = sum(raw[k] for k in kinds)
-    detail = ", ".join(f"{k} {raw[k]}" for k in kinds if raw[k])
+    raw["errors"] = sum(raw[k] for k in kinds)
+    raw["error_detail"] = ", ".join(f"{k} {raw[k]}" for k in kinds if raw[k])
+    return raw
+
+
+def run_wrk(
+    url: str,
+    script: Path,
+    concurrency: int,
+    seconds: int,
+    server_pid: int,
+    *,
+    tree: bool = False,
+    core: str = LOAD_CORE,
+    midway: Callable[[], None] | None = None,
+) -> Load:
+    """One wrk phase. Server CPU is that of ``server_pid``, or with ``tree`` of it and all its
+    descendants (a supervisor and its workers); ``core`` is where wrk runs; ``midway`` is
+    called half-way through the phase."""
+    cpu_of = tree_cpu_seconds if tree else cpu_seconds
+    cpu_before = cpu_of(server_pid)
+    started = time.monotonic()
+    wrk = subprocess.Popen(
+        wrk_command(url, script, concurrency, seconds, core),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        if midway is not None:
+            time.sleep(seconds / 2)
+            midway()
+        stdout, stderr = wrk.communicate(timeout=seconds + 60)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait(5)
+    time.sleep(0.2)  # let requests cut off at the end of the phase finish
+    cpu = cpu_of(server_pid) - cpu_before
+    wall = time.monotonic() - started
+    raw = wrk_result(stdout, stderr, wrk.returncode)
+    errors, detail = int(raw["errors"]), str(raw["error_detail"])
     requests = int(raw["requests"])
     seconds_run = raw["duration_us"] / 1e6
     return Load(
@@ -488,13 +716,17 @@ class Options:
     profile: int
     only_profile: bool
     command: str
+    soak_requests: int
+    soak_seconds: int
 
 
-def start_fake(procs: Processes, latency_ms: float) -> Proc:
+def start_fake(
+    procs: Processes, latency_ms: float, core: str = LOAD_CORE, name: str = "fake"
+) -> Proc:
     port = free_port()
     argv = [PYTHON, "-m", "bench.fake_provider", "--port", str(port)]
     argv += ["--latency-ms", str(latency_ms)]
-    fake = procs.start("fake", argv, LOAD_CORE, port, clean_env())
+    fake = procs.start(name, argv, core, port, clean_env())
     wait_for_port(fake)
     return fake
 
@@ -516,15 +748,30 @@ def chatgate_env(data_dir: Path, fake: Proc) -> dict[str, str]:
     )
 
 
+_STARTUP_COMPLETE = "Application startup complete."
+
+
 def start_chatgate(
-    procs: Processes, data_dir: Path, fake: Proc, key: str | None, name: str
+    procs: Processes,
+    data_dir: Path,
+    fake: Proc,
+    key: str | None,
+    name: str,
+    *,
+    workers: int = 1,
+    core: str = SERVER_CORE,
 ) -> tuple[Proc, str, float]:
-    """Spawn chatgate; return it, its API key and the seconds from spawn to the first 200."""
+    """Spawn chatgate; return it, its API key and the seconds from spawn to the first 200.
+
+    With ``workers`` > 1 it then also waits until every worker has finished its start-up (the
+    time returned is still that of the first 200)."""
     port = free_port()
     argv = [PYTHON, "-m", "chatgate", "serve", "--port", str(port)]
+    if workers != 1:
+        argv += ["--workers", str(workers)]
     body = json.dumps(V4_BODY).encode()
     started = time.perf_counter()
-    proc = procs.start(name, argv, SERVER_CORE, port, chatgate_env(data_dir, fake))
+    proc = procs.start(name, argv, core, port, chatgate_env(data_dir, fake))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not proc.alive():
@@ -536,10 +783,22 @@ def start_chatgate(
             with contextlib.suppress(OSError, http.client.HTTPException):
                 status = post_status(port, "/v4/chat", body, {"X-API-KEY": key})
                 if status == 200:
-                    return proc, key, time.perf_counter() - started
+                    elapsed = time.perf_counter() - started
+                    wait_for_workers(proc, workers, deadline)
+                    return proc, key, elapsed
                 raise BenchError(f"chatgate answered {status} to the first /v4/chat")
         time.sleep(0.005)
     raise BenchError(f"chatgate gave no 200 within 60 s:\n{tail(proc.stderr)}")
+
+
+def wait_for_workers(proc: Proc, workers: int, deadline: float) -> None:
+    """Wait until ``workers`` uvicorn servers have logged the end of their start-up."""
+    while proc.stderr.read_text(errors="replace").count(_STARTUP_COMPLETE) < workers:
+        if not proc.alive() or time.monotonic() > deadline:
+            raise BenchError(
+                f"{proc.name}: not all {workers} workers started:\n{tail(proc.stderr)}"
+            )
+        time.sleep(0.02)
 
 
 def count_logs(data_dir: Path) -> tuple[int, int]:
@@ -552,7 +811,8 @@ def count_logs(data_dir: Path) -> tuple[int, int]:
 _ROUTINE = re.compile(
     r"^INFO: +(Started server process|Waiting for application|Application startup|"
     r"Uvicorn running|Shutting down|Waiting for application shutdown|Application shutdown|"
-    r"Finished server process)"
+    r"Finished server process|Started parent process|Stopping parent process|"
+    r"Received SIGTERM, exiting|Terminated child process|Waiting for child process)"
 )
 _TRACEBACK = "Traceback (most recent call last):"
 
@@ -587,12 +847,12 @@ def stderr_summary(path: Path) -> tuple[dict[str, int], list[str]]:
     return dict(exceptions), other
 
 
-def warm_up(targets: Sequence[Target], seconds: int) -> dict[str, int]:
+def warm_up(targets: Sequence[Target], seconds: int, core: str = LOAD_CORE) -> dict[str, int]:
     """Load each target briefly at c=16; return the 2xx answers each one gave."""
     ok: dict[str, int] = {}
     for target in targets:
         done = subprocess.run(
-            wrk_command(target.url, target.script, 16, seconds),
+            wrk_command(target.url, target.script, 16, seconds, core),
             capture_output=True,
             text=True,
             timeout=seconds + 60,
@@ -665,11 +925,9 @@ def repetition(
     rep.rss_after_load_mib = rss_mib(chatgate.pid)
     rep.tracebacks_after["streams"] = tracebacks(chatgate.stderr)
     procs.stop(floor)
-    procs.stop(chatgate)
-    rep.tracebacks_after["shutdown"] = tracebacks(chatgate.stderr)
-    rep.exceptions, rep.other_stderr = stderr_summary(chatgate.stderr)
-    excerpt = chatgate.stderr.read_text(errors="replace").splitlines(keepends=True)
-    (RESULTS / f"chatgate-stderr-{index + 1}.log").write_text("".join(excerpt[:STDERR_LINES]))
+    rep.tracebacks_after["shutdown"], rep.exceptions, rep.other_stderr = finish_server(
+        chatgate, procs, f"chatgate-stderr-{index + 1}.log"
+    )
     rep.logs_in_db, rep.logs_with_error = count_logs(data_dir)
     # A restart on the same data (no migration to apply, no key to create).
     restarted, _, rep.restart_s = start_chatgate(procs, data_dir, fake, key, f"restart{index}")
@@ -680,6 +938,217 @@ def repetition(
         f"restart {rep.restart_s:.3f} s"
     )
     return rep
+
+
+def finish_server(
+    proc: Proc, procs: Processes, excerpt_name: str
+) -> tuple[int, dict[str, int], list[str]]:
+    """Stop a chatgate; keep the start of its stderr in bench/results; return its traceback
+    count, the exceptions of its tracebacks and its other unexpected stderr lines."""
+    procs.stop(proc)
+    lines = proc.stderr.read_text(errors="replace").splitlines(keepends=True)
+    (RESULTS / excerpt_name).write_text("".join(lines[:STDERR_LINES]))
+    exceptions, other = stderr_summary(proc.stderr)
+    return tracebacks(proc.stderr), exceptions, other
+
+
+def worker_pids(proc: Proc) -> set[int]:
+    """The pids of chatgate's worker processes (the supervisor's multiprocessing children that
+    are not the resource tracker); with one worker, the serving process itself."""
+    pids = set()
+    for pid in process_tree(proc.pid)[1:]:
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.add(pid)
+    return pids or {proc.pid}
+
+
+def workers_comparison(
+    index: int,
+    opts: Options,
+    procs: Processes,
+    fake: Proc,
+    workdir: Path,
+    log: Callable[[str], None],
+) -> dict[str, WorkersRun]:
+    """chatgate ``--workers 1`` and ``--workers 2`` side by side at c=16 and c=64. Nothing is
+    pinned: both servers (each on a new data directory), ``fake`` and wrk may use every core.
+    Both servers stay up for the whole comparison and are loaded in turn per concurrency."""
+    runs: dict[str, WorkersRun] = {}
+    servers: dict[str, tuple[Proc, Path, Target]] = {}
+    for workers in WORKER_COUNTS:
+        run = WorkersRun(workers=workers)
+        data_dir = workdir / f"workers{index}-{workers}"
+        proc, key, run.startup_s = start_chatgate(
+            procs,
+            data_dir,
+            fake,
+            None,
+            f"workers{index}-{workers}",
+            workers=workers,
+            core=ALL_CORES,
+        )
+        script = write_wrk_script(
+            workdir / f"v4-workers{index}-{workers}.lua", V4_BODY, {"X-API-KEY": key}
+        )
+        runs[str(workers)] = run
+        servers[str(workers)] = (proc, data_dir, Target("chatgate", proc, "/v4/chat", script))
+    time.sleep(1.0)
+    for name, (proc, _, target) in servers.items():
+        run = runs[name]
+        run.processes = len(process_tree(proc.pid))
+        run.idle_rss_mib = tree_rss_mib(proc.pid)
+        run.client_ok_responses = warm_up([target], opts.warmup, ALL_CORES)["chatgate"]
+    before = {name: worker_pids(proc) for name, (proc, _, _) in servers.items()}
+    for concurrency in WORKER_CONCURRENCIES:
+        for name, (proc, _, target) in servers.items():
+            run = runs[name]
+            phase = f"c={concurrency}"
+            pids = sorted(worker_pids(proc))
+            cpu_before = [cpu_seconds(pid) for pid in pids]
+            result = run_wrk(
+                target.url, target.script, concurrency, opts.duration, proc.pid,
+                tree=True, core=ALL_CORES,
+                midway=functools.partial(
+                    count_connections, run.worker_connections, phase, pids, proc.port
+                ),
+            )  # fmt: skip
+            with contextlib.suppress(OSError):
+                run.worker_cpu_s[phase] = [
+                    round(cpu_seconds(pid) - was, 2)
+                    for pid, was in zip(pids, cpu_before, strict=True)
+                ]
+            run.load[phase] = result
+            run.client_ok_responses += result.requests - result.errors
+            log(
+                f"  workers {name} c={concurrency:<3d} {result.rps:9.0f} req/s  "
+                f"p50 {result.p50_ms:7.3f} ms  p99 {result.p99_ms:7.3f} ms  "
+                f"errors {result.errors}  cpu/req {result.cpu_ms_per_request:.3f} ms  "
+                f"cpu {result.server_cpu_percent:.0f}%"
+            )
+    for name, (proc, data_dir, _) in servers.items():
+        run = runs[name]
+        run.workers_replaced = len(before[name] - worker_pids(proc))
+        run.rss_after_load_mib = tree_rss_mib(proc.pid)
+        run.tracebacks, run.exceptions, run.other_stderr = finish_server(
+            proc, procs, f"chatgate-stderr-{index + 1}-workers{name}.log"
+        )
+        run.logs_in_db, run.logs_with_error = count_logs(data_dir)
+        log(
+            f"  workers {name}: {run.processes} processes, RSS {run.idle_rss_mib:.1f} -> "
+            f"{run.rss_after_load_mib:.1f} MiB, logs in DB {run.logs_in_db} (client saw "
+            f"{run.client_ok_responses} OK + 1 start-up probe), tracebacks {run.tracebacks}"
+        )
+    return runs
+
+
+def soak_segment(
+    url: str,
+    script: Path,
+    marker: Path,
+    concurrency: int,
+    deadline: float,
+    pid: int,
+    on_sample: Callable[[float], None],
+) -> Segment:
+    """Run wrk until its script has seen its count of responses (the marker file appears) or
+    until ``deadline``; call ``on_sample(rss)`` every SOAK_SAMPLE_EVERY s meanwhile."""
+    marker.unlink(missing_ok=True)
+    seconds = max(1, int(deadline - time.monotonic()) + 2)  # the deadline below stops it first
+    wrk = subprocess.Popen(
+        wrk_command(url, script, concurrency, seconds),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        next_sample = time.monotonic() + SOAK_SAMPLE_EVERY
+        while wrk.poll() is None:
+            now = time.monotonic()
+            if marker.exists() or now >= deadline:
+                wrk.send_signal(signal.SIGINT)  # wrk stops, prints its summary and exits
+                break
+            if now >= next_sample:
+                on_sample(rss_mib(pid))
+                next_sample += SOAK_SAMPLE_EVERY
+            time.sleep(0.05)
+        stdout, stderr = wrk.communicate(timeout=60)
+    finally:
+        if wrk.poll() is None:
+            wrk.kill()
+            wrk.wait(5)
+    time.sleep(0.2)  # let requests cut off at the end finish
+    raw = wrk_result(stdout, stderr, wrk.returncode)
+    requests = int(raw["requests"])
+    seconds_run = raw["duration_us"] / 1e6
+    return Segment(
+        requests=requests,
+        seconds=seconds_run,
+        rps=requests / seconds_run if seconds_run else float("nan"),
+        p50_ms=raw["p50_us"] / 1000,
+        p99_ms=raw["p99_us"] / 1000,
+        errors=int(raw["errors"]),
+        error_detail=str(raw["error_detail"]),
+    )
+
+
+def soak(
+    opts: Options, procs: Processes, fake: Proc, workdir: Path, log: Callable[[str], None]
+) -> Soak:
+    """A new single-worker chatgate, pinned like the main run, at c=SOAK_CONCURRENCY: RSS after
+    the first tenth of the soak's requests and at the end (all of them or the time limit)."""
+    first_target = opts.soak_requests // SOAK_FIRST_FRACTION
+    result = Soak(
+        concurrency=SOAK_CONCURRENCY,
+        target_requests=opts.soak_requests,
+        first_requests_target=first_target,
+        limit_s=opts.soak_seconds,
+    )
+    data_dir = workdir / "soak-data"
+    chatgate, key, _ = start_chatgate(procs, data_dir, fake, None, "soak")
+    time.sleep(1.0)
+    result.idle_rss_mib = rss_mib(chatgate.pid)
+    marker = workdir / "soak-marker"
+    url = f"http://{HOST}:{chatgate.port}/v4/chat"
+    started = time.monotonic()
+    deadline = started + opts.soak_seconds
+    done = 0
+
+    def sample(rss: float, requests: int | None = None) -> None:
+        result.rss_samples.append((round(time.monotonic() - started, 1), round(rss, 2), requests))
+
+    sample(result.idle_rss_mib, 0)
+    segments: list[Segment] = []
+    for count in (first_target, opts.soak_requests - first_target):
+        if count <= 0 or time.monotonic() >= deadline:
+            break
+        script = write_wrk_script(
+            workdir / f"v4-soak-{len(segments)}.lua", V4_BODY, {"X-API-KEY": key}, (count, marker)
+        )
+        segment = soak_segment(
+            url, script, marker, SOAK_CONCURRENCY, deadline, chatgate.pid, sample
+        )
+        segments.append(segment)
+        done += segment.requests
+        result.client_ok_responses += segment.requests - segment.errors
+        rss = rss_mib(chatgate.pid)
+        sample(rss, done)
+        if len(segments) == 1:
+            result.first, result.rss_after_first_mib = segment, rss
+        else:
+            result.rest = segment
+        result.rss_at_end_mib = rss
+        log(
+            f"  soak: {done} requests in {time.monotonic() - started:.1f} s "
+            f"({segment.rps:.0f} req/s, errors {segment.errors}), RSS {rss:.1f} MiB"
+        )
+    result.seconds = time.monotonic() - started
+    result.requests = done
+    result.tracebacks, result.exceptions, result.other_stderr = finish_server(
+        chatgate, procs, "chatgate-stderr-soak.log"
+    )
+    result.logs_in_db, result.logs_with_error = count_logs(data_dir)
+    return result
 
 
 # --- profiling ------------------------------------------------------------------------------
@@ -907,7 +1376,146 @@ def machine() -> dict[str, str]:
     }
 
 
-def report(opts: Options, reps: Sequence[Repetition], info: dict[str, str]) -> str:
+def _ratio(value: float) -> str:
+    return "n/a" if value != value else f"{value:.2f}x"
+
+
+def _per_worker(phase: str, run: WorkersRun) -> str:
+    """CPU seconds of each worker in a phase / the connections each one held, e.g. "3.1/2.9 s /
+    40/24"."""
+    cpu = "/".join(f"{x:g}" for x in run.worker_cpu_s.get(phase, []))
+    connections = "/".join(str(x) for x in run.worker_connections.get(phase, []))
+    return f"{cpu} s / {connections}"
+
+
+def workers_section(reps: Sequence[Repetition]) -> list[str]:
+    """The ``--workers`` comparison: loads side by side, ratios, the process trees."""
+    names = [str(n) for n in WORKER_COUNTS]
+    out = [
+        "## `--workers 2` against `--workers 1` (nothing pinned, no target)",
+        "",
+        f"Both servers (each on a new data directory), a second fake provider and wrk may all use "
+        f"every core (`taskset -c {ALL_CORES}`); nothing is pinned. On this machine the two "
+        "workers share the cores with the load generator and the fake, so this shows what a "
+        "second worker buys here, not how it scales. The servers are loaded in turn at each "
+        "concurrency. CPU is `utime+stime` summed over the serving process (the supervisor "
+        "when N > 1), its workers and multiprocessing's resource tracker, per completed request; "
+        "CPU % is of one core.",
+        "",
+        "| conc. | workers | req/s | p50 | p90 | p99 | errors | CPU ms/req, all processes "
+        "| CPU % |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in WORKER_CONCURRENCIES:
+        for name in names:
+            ls = [r.workers[name].load[f"c={c}"] for r in reps]
+            details = "; ".join(sorted({x.error_detail for x in ls if x.error_detail}))
+            out.append(
+                f"| {c} | {name} | {spread([x.rps for x in ls], _int)} "
+                f"| {spread([x.p50_ms for x in ls])} | {spread([x.p90_ms for x in ls])} "
+                f"| {spread([x.p99_ms for x in ls])} "
+                f"| {spread([float(x.errors) for x in ls], _int)}{f' ({details})' if details else ''} "
+                f"| {spread([x.cpu_ms_per_request for x in ls])} "
+                f"| {spread([x.server_cpu_percent for x in ls], _int)} |"
+            )
+    out += [
+        "",
+        f"Per repetition, `--workers {names[-1]}` divided by `--workers {names[0]}`:",
+        "",
+        "| conc. | req/s | p50 | p99 | CPU ms/req |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for c in WORKER_CONCURRENCIES:
+        pairs = [
+            (r.workers[names[-1]].load[f"c={c}"], r.workers[names[0]].load[f"c={c}"]) for r in reps
+        ]
+        cells = [
+            spread([getattr(a, m) / getattr(b, m) for a, b in pairs], _ratio)
+            for m in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_request")
+        ]
+        out.append(f"| {c} | " + " | ".join(cells) + " |")
+
+    def row(label: str, cell: Callable[[WorkersRun], str]) -> str:
+        return (
+            f"| {label} | "
+            + " | ".join(", ".join(cell(r.workers[name]) for r in reps) for name in names)
+            + " |"
+        )
+
+    out += [
+        "",
+        "| measure (per repetition) | " + " | ".join(f"`--workers {n}`" for n in names) + " |",
+        "|---|" + "---:|" * len(names),
+        row("start-up, spawn to first 200 (s)", lambda w: f"{w.startup_s:.3f}"),
+        row("processes", lambda w: str(w.processes)),
+        row("RSS summed over the processes, idle (MiB)", lambda w: f"{w.idle_rss_mib:.1f}"),
+        row("RSS summed over the processes, after the loads (MiB)", lambda w: f"{w.rss_after_load_mib:.1f}"),
+        *(
+            row(
+                f"c={c}: CPU s of each worker / its connections half-way",
+                functools.partial(_per_worker, f"c={c}"),
+            )
+            for c in WORKER_CONCURRENCIES
+        ),
+        row("workers replaced during the loads", lambda w: str(w.workers_replaced)),
+        row(
+            "logs in SQLite / 2xx seen by clients",
+            lambda w: f"{w.logs_in_db} / {w.client_ok_responses + 1}",
+        ),
+        row("logs with an error", lambda w: str(w.logs_with_error)),
+        row("Python tracebacks on stderr", lambda w: str(w.tracebacks)),
+        row("other unexpected stderr lines", lambda w: str(len(w.other_stderr))),
+        "",
+        "RSS is summed over the processes, so pages they share are counted in each.",
+    ]  # fmt: skip
+    return out
+
+
+def soak_section(soak: Soak) -> list[str]:
+    """The memory soak: RSS after the first requests and at the end."""
+    stopped = (
+        "all planned" if soak.requests >= soak.target_requests else "stopped at the time limit"
+    )
+    out = [
+        f"## Memory soak (single worker, pinned as above, c={soak.concurrency})",
+        "",
+        f"A new chatgate, loaded by wrk until {soak.target_requests} requests or "
+        f"{soak.limit_s:g} s, whichever comes first; RSS (`VmRSS`) is read after the first "
+        f"{soak.first_requests_target} requests (wrk stops and reconnects there) and at the end.",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| requests done / planned | {soak.requests} / {soak.target_requests} in "
+        f"{soak.seconds:.1f} s ({stopped}) |",
+        f"| idle RSS (1 s after the first 200) | {soak.idle_rss_mib:.1f} MiB |",
+        f"| RSS after the first {soak.first.requests if soak.first else 0} requests "
+        f"| {soak.rss_after_first_mib:.1f} MiB |",
+        f"| RSS after {soak.requests} requests | {soak.rss_at_end_mib:.1f} MiB |",
+        f"| ratio (end / first) | {soak.ratio:.3f} |",
+    ]
+    for label, seg in (("first", soak.first), ("rest", soak.rest)):
+        if seg is not None:
+            detail = f" ({seg.error_detail})" if seg.error_detail else ""
+            out.append(
+                f"| {label} segment: requests, req/s, p50, p99, errors | {seg.requests}, "
+                f"{seg.rps:.0f}, {_ms(seg.p50_ms)} ms, {_ms(seg.p99_ms)} ms, {seg.errors}{detail} |"
+            )
+    samples = ", ".join(f"{t:g} s: {rss:.1f}" for t, rss, _ in soak.rss_samples)
+    out += [
+        f"| RSS over time (MiB; every {SOAK_SAMPLE_EVERY:g} s and at the segment ends) "
+        f"| {samples} |",
+        f"| logs in SQLite / 2xx seen by clients | {soak.logs_in_db} / "
+        f"{soak.client_ok_responses + 1} |",
+        f"| logs with an error | {soak.logs_with_error} |",
+        f"| Python tracebacks on stderr / other unexpected lines | {soak.tracebacks} / "
+        f"{len(soak.other_stderr)} |",
+    ]
+    return out
+
+
+def report(
+    opts: Options, reps: Sequence[Repetition], soak: Soak | None, info: dict[str, str]
+) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     phases = ", ".join(reps[0].tracebacks_after) if reps else ""
     out = [
@@ -920,7 +1528,8 @@ def report(opts: Options, reps: Sequence[Repetition], info: dict[str, str]) -> s
         f"- {len(reps)} repetition(s); {opts.duration} s per load phase (wrk, 1 thread, keep-alive);"
         f" {opts.streams} sequential streams per target; fake provider latency "
         f"{opts.latency_ms:g} ms",
-        "- Server under test on core 0; fake provider, wrk and the stream client on core 1.",
+        "- Server under test on core 0; fake provider, wrk and the stream client on core 1"
+        " (except in the `--workers` comparison, where nothing is pinned).",
         "  chatgate: `CHATGATE_LOG_COMMIT=durable` (default), SQLite WAL, `synchronous=NORMAL`.",
         f"- Cells are the median over repetitions with the (min{EN_DASH}max) range. Latencies in ms.",
         "",
@@ -1015,6 +1624,12 @@ def report(opts: Options, reps: Sequence[Repetition], info: dict[str, str]) -> s
         "The 2xx count includes warm-ups and the start-up probe. Logs may exceed it by the",
         "requests still in flight when a wrk phase ends: wrk hangs up, chatgate still logs them.",
         "",
+    ]
+    if reps and reps[0].workers:
+        out += [*workers_section(reps), ""]
+    if soak is not None:
+        out += [*soak_section(soak), ""]
+    out += [
         "## Against the targets (medians)",
         "",
         "| target | measured | limit | ok |",
@@ -1045,20 +1660,67 @@ def report(opts: Options, reps: Sequence[Repetition], info: dict[str, str]) -> s
             f"| {name} | {f'{shown} {unit}'.strip()} | {f'{sign} {limit:g} {unit}'.strip()} "
             f"| {'yes' if ok else 'NO'} |"
         )
-    exceptions: Counter[str] = Counter()
-    for r in reps:
-        exceptions.update(r.exceptions)
-    other = [line for r in reps for line in r.other_stderr]
-    if exceptions or other:
-        out += [
-            "",
-            f"## chatgate stderr (all repetitions; first {STDERR_LINES} lines of each in "
-            "chatgate-stderr-N.log)",
-            "",
-        ]
-        out += [f"- {count} x traceback ending `{line}`" for line, count in exceptions.items()]
-        out += [f"- other line: `{line}`" for line in other[:10]]
+    if soak is not None:
+        ok = abs(soak.ratio - 1) <= SOAK_RSS_TOLERANCE
+        short = "" if soak.requests >= soak.target_requests else " (time limit)"
+        out.append(
+            f"| RSS after {soak.requests}{short} / after {soak.first.requests if soak.first else 0} "
+            f"requests (soak, c={soak.concurrency}) | {soak.ratio:.3f} "
+            f"({soak.rss_at_end_mib:.1f} / {soak.rss_after_first_mib:.1f} MiB) "
+            f"| within ±{100 * SOAK_RSS_TOLERANCE:g}% | {'yes' if ok else 'NO'} |"
+        )
+    if reps and reps[0].workers:
+        first, last = str(WORKER_COUNTS[0]), str(WORKER_COUNTS[-1])
+        for c in WORKER_CONCURRENCIES:
+            ratio = med(
+                [
+                    r.workers[last].load[f"c={c}"].rps / r.workers[first].load[f"c={c}"].rps
+                    for r in reps
+                ]
+            )
+            failed = sum(r.workers[n].load[f"c={c}"].errors for r in reps for n in r.workers)
+            out.append(
+                f"| req/s at c={c}, `--workers {last}` / `--workers {first}` (errors: {failed}) "
+                f"| {_ratio(ratio)} | none (cores shared with the load) | — |"
+            )
+    out += stderr_section(reps, soak)
     return "\n".join(out) + "\n"
+
+
+def stderr_section(reps: Sequence[Repetition], soak: Soak | None) -> list[str]:
+    """Tracebacks (by exception) and other unexpected lines on each chatgate's stderr."""
+    sources: list[tuple[str, dict[str, int], list[str]]] = [
+        ("main run", r.exceptions, r.other_stderr) for r in reps
+    ]
+    for name in (str(n) for n in WORKER_COUNTS):
+        sources += [
+            (f"`--workers {name}`", r.workers[name].exceptions, r.workers[name].other_stderr)
+            for r in reps
+            if name in r.workers
+        ]
+    if soak is not None:
+        sources.append(("soak", soak.exceptions, soak.other_stderr))
+    out: list[str] = []
+    for label in dict.fromkeys(label for label, _, _ in sources):
+        exceptions: Counter[str] = Counter()
+        other: list[str] = []
+        for source, found, lines in sources:
+            if source == label:
+                exceptions.update(found)
+                other += lines
+        out += [
+            f"- {label}: {count} x traceback ending `{line}`" for line, count in exceptions.items()
+        ]
+        out += [f"- {label}: other line `{line}`" for line in other[:10]]
+    if not out:
+        return []
+    return [
+        "",
+        f"## chatgate stderr (all repetitions; the first {STDERR_LINES} lines of each server's "
+        "stderr are in chatgate-stderr-*.log)",
+        "",
+        *out,
+    ]
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -1073,6 +1735,17 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument("--quick", action="store_true", help="2 s phases, 1 repetition")
     parser.add_argument("--streams", type=int, help="sequential streams per target (default 300)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="fake provider latency")
+    parser.add_argument(
+        "--soak-requests",
+        type=int,
+        help=f"requests of the memory soak (default {SOAK_REQUESTS[0]}, --quick "
+        f"{SOAK_REQUESTS[1]}; 0 skips it)",
+    )
+    parser.add_argument(
+        "--soak-seconds",
+        type=int,
+        help=f"time limit of the memory soak (default {SOAK_SECONDS[0]}, --quick {SOAK_SECONDS[1]})",
+    )
     parser.add_argument(
         "--profile",
         type=int,
@@ -1090,6 +1763,10 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
     streams = args.streams or (100 if quick else 300)
     if duration < 1 or repeat < 1 or streams < 1:
         parser.error("--duration, --repeat and --streams must be positive")
+    soak_requests = SOAK_REQUESTS[quick] if args.soak_requests is None else args.soak_requests
+    soak_seconds = args.soak_seconds or SOAK_SECONDS[quick]
+    if soak_requests < 0 or soak_seconds < 1:
+        parser.error("--soak-requests must not be negative, --soak-seconds must be positive")
     profile_seconds = args.profile or (10 if args.only_profile else 0)
     shown = " ".join(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))
     return Options(
@@ -1101,6 +1778,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         profile=profile_seconds,
         only_profile=bool(args.only_profile),
         command=f"python -m bench.run {shown}".strip(),
+        soak_requests=soak_requests,
+        soak_seconds=soak_seconds,
     )
 
 
@@ -1140,14 +1819,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"fake provider on port {fake.port}; work dir {workdir}")
             reps: list[Repetition] = []
             if not opts.only_profile:
+                # The --workers comparison pins nothing, so it has its own fake on every core.
+                fake_all = start_fake(procs, opts.latency_ms, ALL_CORES, "fake-all-cores")
                 for index in range(opts.repeat):
                     log(f"repetition {index + 1}/{opts.repeat}")
-                    reps.append(repetition(index, opts, procs, fake, workdir, log))
-                text = report(opts, reps, machine())
+                    rep = repetition(index, opts, procs, fake, workdir, log)
+                    log(f"  --workers comparison (nothing pinned, cores {ALL_CORES})")
+                    rep.workers = workers_comparison(index, opts, procs, fake_all, workdir, log)
+                    reps.append(rep)
+                procs.stop(fake_all)
+                soaked: Soak | None = None
+                if opts.soak_requests:
+                    log(
+                        f"memory soak: {opts.soak_requests} requests at c={SOAK_CONCURRENCY}, "
+                        f"at most {opts.soak_seconds} s"
+                    )
+                    soaked = soak(opts, procs, fake, workdir, log)
+                text = report(opts, reps, soaked, machine())
                 (RESULTS / "latest.md").write_text(text)
-                (RESULTS / "latest.json").write_text(
-                    json.dumps([asdict(r) for r in reps], indent=1) + "\n"
-                )
+                results = {
+                    "command": opts.command,
+                    "repetitions": [asdict(r) for r in reps],
+                    "soak": None if soaked is None else {**asdict(soaked), "ratio": soaked.ratio},
+                }
+                (RESULTS / "latest.json").write_text(json.dumps(results, indent=1) + "\n")
                 print(text)
             if opts.profile:
                 log(f"profiling chatgate at c=64 for {opts.profile} s")
