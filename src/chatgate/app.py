@@ -31,7 +31,8 @@ from chatgate.api.schemas import model_configs as model_config_schemas
 from chatgate.api.schemas import projects as project_schemas
 from chatgate.api.schemas.chat import ChatRequest
 from chatgate.providers import build_registry
-from chatgate.providers._http import create_session
+from chatgate.providers._http import RetryPolicy, configure_retries, create_session
+from chatgate.providers.prices import PriceTable
 from chatgate.services.auth import Authenticator
 from chatgate.services.chat import ChatService
 from chatgate.services.credentials import CredentialResolver, fernet_for, load_or_create_secret
@@ -81,6 +82,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store, queue_size=settings.writer_queue_size, journal=Journal(settings.data_dir)
         )
         writer.start()
+        configure_retries(
+            RetryPolicy(
+                max_retries=settings.provider_max_retries,
+                max_wait=settings.provider_retry_max_seconds,
+            )
+        )
         http = create_session(
             total_timeout=settings.provider_timeout_seconds,
             connect_timeout=settings.provider_connect_timeout_seconds,
@@ -92,12 +99,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The project routes clear it when a project is deleted or renamed.
         app.state.resolver = resolver = Resolver(store)
         service = ChatService(
-            registry=build_registry(settings.providers, settings.vendor_env),
+            registry=build_registry(
+                settings.providers, settings.vendor_env, settings.allowed_upstream_hosts
+            ),
             resolver=resolver,
             credentials=credentials,
             writer=writer,
             http=http,
             durable=settings.log_commit == "durable",
+            prices=PriceTable(settings.prices_file),
         )
         app.state.chatgate = AppState(settings, store, writer, http, auth, service)
         flusher = asyncio.create_task(_flush_last_used(auth))

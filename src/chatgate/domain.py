@@ -245,3 +245,6 @@ class LogRecord:
     tool_choice: ToolChoiceValue = None
     tools: list[dict[str, Any]] | None = None
     error: str | None = None
+    #: USD, from the price table; None when the model has no price or no usage was reported.
+    prompt_cost: float | None = None
+    output_cost: float | None = None

@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     provider_timeout_seconds: float = 600.0
     #: Seconds allowed to connect to a provider.
     provider_connect_timeout_seconds: float = 10.0
+    #: A JSON file of prices (USD per 1M tokens) that adds to or overrides the built-in table:
+    #: ``{"openai": {"gpt-4o": {"input": 2.5, "output": 10}}}``.
+    prices_file: Path | None = None
+    #: Retries of a provider call that failed with 429, 5xx or a connection error, before any
+    #: byte reached the client; exponential backoff with jitter, honouring Retry-After.
+    provider_max_retries: int = 2
+    #: Upper bound on the total time spent waiting between retries of one call.
+    provider_retry_max_seconds: float = 20.0
+    #: Hosts (exact names) and networks (CIDRs) a caller-supplied upstream URL may reach although
+    #: they are not public (``providers/url_guard.py``), as JSON: ``["aoai.internal", "10.8.0.0/16"]``.
+    allowed_upstream_hosts: list[str] = Field(default_factory=list)
     #: Operator-named OpenAI-compatible providers, as JSON:
     #: ``{"ollama": {"base_url": "http://127.0.0.1:11434/v1", "api_key_env": "OLLAMA_API_KEY"}}``.
     providers: dict[str, NamedProvider] = Field(default_factory=dict)

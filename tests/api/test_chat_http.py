@@ -453,13 +453,6 @@ def test_model_config_identity_ignores_display_fields(
 # --- providers -------------------------------------------------------------------------------
 
 
-def test_provider_not_yet_supported_is_501(server: RunningServer, fake: FakeOpenAI) -> None:
-    response = server.post_chat(body(model_config={"model": "command-r", "provider": "cohere"}))
-    assert response.status_code == 501
-    detail = response.json()["detail"]
-    assert detail["code"] == 501 and "cohere" in detail["message"]
-
-
 def test_connection_error_is_502_and_timeout_is_504(tmp_path: Any, fake: FakeOpenAI) -> None:
     import socket
 
@@ -483,7 +476,8 @@ def test_connection_error_is_502_and_timeout_is_504(tmp_path: Any, fake: FakeOpe
 
 
 def test_provider_non_json_error_body(server: RunningServer, fake: FakeOpenAI) -> None:
-    fake.enqueue(503, raw=b"<html>upstream unavailable</html>")
+    for _ in range(3):  # the first answer and both retries
+        fake.enqueue(503, raw=b"<html>upstream unavailable</html>")
     response = server.post_chat(body())
     assert response.status_code == 503
     assert response.json()["detail"] == {
@@ -555,3 +549,82 @@ def test_n_in_other_cannot_desynchronise_samples(server: RunningServer, fake: Fa
     )  # a provider ignoring n
     result = chat_ok(server)
     assert [d["output"] for d in result["data"]] == ["Echo: hello"]
+
+
+def test_retryable_failures_are_retried_with_backoff(
+    server: RunningServer, fake: FakeOpenAI
+) -> None:
+    import time
+
+    fake.enqueue(429, {"error": {"message": "slow down"}})
+    fake.enqueue(503, {"error": {"message": "busy"}})
+    started = time.monotonic()
+    result = chat_ok(server)
+    assert result["data"][0]["output"] == "Echo: hello"
+    assert len(fake.requests) == 3
+    assert all(r.body == fake.requests[0].body for r in fake.requests)
+    assert time.monotonic() - started < 2
+
+
+def test_retry_after_is_honoured(server: RunningServer, fake: FakeOpenAI) -> None:
+    import time
+
+    fake.enqueue(429, {"error": {"message": "slow down"}}, headers={"Retry-After": "0.6"})
+    started = time.monotonic()
+    chat_ok(server)
+    assert time.monotonic() - started >= 0.6
+    assert len(fake.requests) == 2
+
+
+def test_client_errors_and_long_retry_after_are_not_retried(
+    server: RunningServer, fake: FakeOpenAI
+) -> None:
+    fake.enqueue(400, {"error": {"message": "bad request", "type": "invalid_request_error"}})
+    assert server.post_chat(body()).status_code == 400
+    assert len(fake.requests) == 1
+    fake.reset()
+    fake.enqueue(429, {"error": {"message": "come back tomorrow"}}, headers={"Retry-After": "3600"})
+    response = server.post_chat(body())
+    assert response.status_code == 429  # waiting longer than the retry budget: answer at once
+    assert len(fake.requests) == 1
+
+
+def test_retries_are_bounded(tmp_path: Any, fake: FakeOpenAI) -> None:
+    from tests.conftest import start_server
+
+    runner, running = start_server(tmp_path, fake.url, provider_max_retries=1)
+    for _ in range(5):
+        fake.enqueue(500, {"error": {"message": "boom"}})
+    with runner:
+        assert running.post_chat(body()).status_code == 500
+    assert len(fake.requests) == 2
+
+
+def test_price_table_gives_costs_and_unknown_models_none(
+    server: RunningServer, fake: FakeOpenAI
+) -> None:
+    priced = chat_ok(server, model_config={"model": "gpt-4o-2024-08-06"})
+    unpriced = chat_ok(server, model_config={"model": "my-finetune"})
+    with server.client() as client:
+        log = client.get(f"/logs/{priced['data'][0]['id']}").json()
+        other = client.get(f"/logs/{unpriced['data'][0]['id']}").json()
+    assert log["prompt_cost"] == pytest.approx(1 * 2.5 / 1_000_000)  # priced as gpt-4o
+    assert log["output_cost"] == pytest.approx(2 * 10.0 / 1_000_000)
+    assert other["prompt_cost"] is None and other["output_cost"] is None
+
+
+def test_operator_prices_override_the_table(tmp_path: Any, fake: FakeOpenAI) -> None:
+    import json
+
+    from tests.conftest import start_server
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(
+        json.dumps({"openai": {"my-finetune": {"input": 1000000, "output": 2000000}}})
+    )
+    runner, running = start_server(tmp_path, fake.url, prices_file=prices)
+    with runner:
+        result = running.post_chat(body(model_config={"model": "my-finetune"})).json()
+        with running.client() as client:
+            log = client.get(f"/logs/{result['data'][0]['id']}").json()
+    assert (log["prompt_cost"], log["output_cost"]) == (1.0, 4.0)

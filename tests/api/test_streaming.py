@@ -220,7 +220,8 @@ def test_client_disconnect_cancels_upstream_and_logs_partial_output(
 def test_upstream_error_before_first_token_is_a_normal_error(
     server: RunningServer, fake: FakeOpenAI
 ) -> None:
-    fake.enqueue(429, {"error": {"message": "slow down", "type": "rate_limit_error"}})
+    for _ in range(3):  # the first answer and both retries
+        fake.enqueue(429, {"error": {"message": "slow down", "type": "rate_limit_error"}})
     response, _ = stream_chat(server, body())
     assert response.status_code == 429
     assert response.json()["detail"] == {

@@ -218,16 +218,17 @@ def test_tools_and_named_tool_choice(hl: Humanloop, fake: FakeOpenAI) -> None:
 def test_provider_error_keeps_status_and_is_logged(
     hl: Humanloop, server: RunningServer, fake: FakeOpenAI
 ) -> None:
-    fake.enqueue(
-        429,
-        {
-            "error": {
-                "message": "Rate limit reached for gpt-4o",
-                "type": "requests",
-                "code": "rate_limit_exceeded",
-            }
-        },
-    )
+    for _ in range(3):  # the first answer and both retries
+        fake.enqueue(
+            429,
+            {
+                "error": {
+                    "message": "Rate limit reached for gpt-4o",
+                    "type": "requests",
+                    "code": "rate_limit_exceeded",
+                }
+            },
+        )
     with pytest.raises(ApiException) as raised:
         hl.chat(
             project="errs",

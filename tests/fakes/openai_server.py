@@ -39,6 +39,8 @@ class Scripted:
     #: For a streamed request: the exact byte pieces to send, each after ``chunk_delay``.
     pieces: list[bytes] | None = None
     chunk_delay: float = 0.0
+    #: Extra response headers (e.g. Retry-After).
+    headers: dict[str, str] | None = None
 
 
 @dataclass
@@ -65,8 +67,9 @@ class FakeOpenAI:
         delay: float = 0.0,
         pieces: list[bytes] | None = None,
         chunk_delay: float = 0.0,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        self.script.append(Scripted(status, json_body, raw, delay, pieces, chunk_delay))
+        self.script.append(Scripted(status, json_body, raw, delay, pieces, chunk_delay, headers))
 
     def reset(self) -> None:
         self.requests.clear()
@@ -128,9 +131,14 @@ class FakeOpenAI:
                 return await self._stream(request, scripted.pieces, scripted.chunk_delay)
             if scripted.raw is not None:
                 return web.Response(
-                    status=scripted.status, body=scripted.raw, content_type="application/json"
+                    status=scripted.status,
+                    body=scripted.raw,
+                    content_type="application/json",
+                    headers=scripted.headers,
                 )
-            return web.json_response(scripted.json_body, status=scripted.status)
+            return web.json_response(
+                scripted.json_body, status=scripted.status, headers=scripted.headers
+            )
         if body.get("stream"):
             return await self._stream(request, sse_pieces(body), self.chunk_delay)
         return web.json_response(completion(body))

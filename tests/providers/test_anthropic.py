@@ -509,7 +509,8 @@ def test_provider_error_keeps_status_type_and_origin(
             "origin": "Anthropic",
         }
     }
-    anthropic.enqueue(529, fixture_json("error_overloaded.json"))
+    for _ in range(3):  # the first answer and both retries (529 is retried)
+        anthropic.enqueue(529, fixture_json("error_overloaded.json"))
     with server.client() as client:
         streamed = client.post("/chat", json=body(stream=True))
     assert streamed.status_code == 529
@@ -624,7 +625,8 @@ def test_num_samples_streamed_interleaves_both_samples(
 def test_one_sample_failing_before_content_fails_the_call(
     server: RunningServer, anthropic: FakeAnthropic
 ) -> None:
-    anthropic.enqueue(429, error_body("rate_limit_error", "slow down"))
+    for _ in range(6):  # each sample's call is retried twice before it fails
+        anthropic.enqueue(429, error_body("rate_limit_error", "slow down"))
     response = server.post_chat(body(num_samples=2))
     assert response.status_code == 429
     assert response.json()["detail"]["type"] == "rate_limit_error"

@@ -429,7 +429,8 @@ def test_provider_error_is_the_v4_error(
     server: RunningServer, gemini: FakeGemini, name: str, status: int, kind: str
 ) -> None:
     for streamed in (False, True):
-        gemini.enqueue(status, fixture(name))
+        for _ in range(3 if status == 429 else 1):  # a 429 is retried twice before it is final
+            gemini.enqueue(status, fixture(name))
         response = server.post_chat({**body(), "stream": streamed})
         assert response.status_code == status
         assert response.json() == {

@@ -6,13 +6,21 @@ Rows for the v4 ``ModelProviders`` that this server does not translate yet are l
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 from chatgate.providers.anthropic_messages import AnthropicMessagesWire
+from chatgate.providers.azure import SPEC as AZURE_SPEC
+from chatgate.providers.azure import AzureOpenAIWire, AzureSpec
 from chatgate.providers.base import ProviderSpec, Wire
+from chatgate.providers.bedrock_converse import BedrockConverseWire
+from chatgate.providers.bedrock_converse import configure as configure_bedrock
+from chatgate.providers.bedrock_converse import credential_from_env as bedrock_env_key
+from chatgate.providers.cohere_chat import CohereChatWire
 from chatgate.providers.google_gemini import GeminiWire
 from chatgate.providers.mock import MockWire
 from chatgate.providers.openai_chat import OpenAIChatWire
+from chatgate.providers.replicate import ReplicateWire
 from chatgate.settings import NamedProvider
 
 WIRES: Mapping[str, Wire] = {
@@ -20,6 +28,10 @@ WIRES: Mapping[str, Wire] = {
     "mock": MockWire(),
     "anthropic": AnthropicMessagesWire(),
     "google": GeminiWire(),
+    "openai_azure": AzureOpenAIWire(),
+    "cohere": CohereChatWire(),
+    "replicate": ReplicateWire(),
+    "bedrock": BedrockConverseWire(),
 }
 
 BUILTIN: Mapping[str, ProviderSpec] = {
@@ -66,6 +78,31 @@ BUILTIN: Mapping[str, ProviderSpec] = {
             key_env="GEMINI_API_KEY",
             base_url_env="GOOGLE_GEMINI_BASE_URL",
         ),
+        AZURE_SPEC,  # endpoint: the caller's (guarded) or AZURE_OPENAI_ENDPOINT
+        ProviderSpec(
+            "cohere",
+            wire="cohere",
+            origin="Cohere",
+            base_url="https://api.cohere.com",
+            key_env="CO_API_KEY",
+            base_url_env="CO_API_URL",
+        ),
+        ProviderSpec(
+            "replicate",
+            wire="replicate",
+            origin="Replicate",
+            base_url="https://api.replicate.com",
+            key_env="REPLICATE_API_TOKEN",
+            base_url_env="REPLICATE_BASE_URL",
+        ),
+        ProviderSpec(
+            "bedrock",
+            wire="bedrock",
+            origin="Bedrock",
+            base_url="https://bedrock-runtime.us-east-1.amazonaws.com",  # region: see configure
+            key_env="AWS_BEARER_TOKEN_BEDROCK",
+            base_url_env="AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+        ),
     )
 }
 
@@ -73,11 +110,20 @@ BUILTIN: Mapping[str, ProviderSpec] = {
 KEY_ENV_ALTERNATIVES: Mapping[str, tuple[str, ...]] = {"google": ("GOOGLE_API_KEY",)}
 
 #: v4 ModelProviders whose wire translation has not landed yet.
-NOT_YET_SUPPORTED = frozenset({"openai_azure", "bedrock", "cohere", "replicate"})
+NOT_YET_SUPPORTED: frozenset[str] = frozenset()
+
+#: Rows configured from more of the environment than a base URL (Bedrock: the AWS region).
+ENV_CONFIGURED = {"bedrock": configure_bedrock}
+
+#: Credentials the vendor SDK assembles from several variables, used when ``key_env`` is unset
+#: (Bedrock: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY [+ AWS_SESSION_TOKEN]).
+ENV_CREDENTIALS = {"bedrock": bedrock_env_key}
 
 
 def build_registry(
-    named: Mapping[str, NamedProvider], environ: Mapping[str, str]
+    named: Mapping[str, NamedProvider],
+    environ: Mapping[str, str],
+    allowed_upstream_hosts: Sequence[str] = (),
 ) -> dict[str, ProviderSpec]:
     """The built-in rows (base URLs overridden by the vendor variables) plus the operator's."""
     registry: dict[str, ProviderSpec] = {}
@@ -97,6 +143,12 @@ def build_registry(
             spec.base_url_env,
             spec.requires_key,
         )
+        if isinstance(spec, AzureSpec):  # keeps its own fields: API version, upstream allow-list
+            registry[name] = replace(
+                spec, base_url=base_url or spec.base_url, key_env=key_env
+            ).configured(environ, allowed_upstream_hosts)
+        if name in ENV_CONFIGURED:
+            registry[name] = ENV_CONFIGURED[name](registry[name], environ)
     for name, named_provider in named.items():
         registry[name] = ProviderSpec(
             name,

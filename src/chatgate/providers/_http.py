@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import orjson
+import yarl
 
 from chatgate.errors import ProviderConnectionError, ProviderError, ProviderTimeout
 
@@ -48,43 +54,114 @@ def error_message(body: bytes, status: int) -> tuple[str, str | None]:
     return body.decode("utf-8", "replace")[:2000], None
 
 
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a failed provider call is retried before anything reached the client.
+
+    429, 5xx (and Anthropic's 529) answers and connection failures are retried with exponential
+    backoff and full jitter, or after the provider's ``Retry-After`` when it sends one; at most
+    ``max_retries`` times and ``max_wait`` seconds of waiting in all. Timeouts are not retried (a
+    slow provider would multiply the caller's wait), nor is anything once a response began.
+    """
+
+    max_retries: int = 2
+    max_wait: float = 20.0
+    base_delay: float = 0.25
+    max_delay: float = 8.0
+
+    def backoff(self, attempt: int) -> float:
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
+_policy = RetryPolicy()
+
+
+def configure_retries(policy: RetryPolicy) -> None:
+    """Set the process-wide retry policy (from Settings, at start-up)."""
+    global _policy
+    _policy = policy
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: a number of seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+#: Turns a provider's error answer (the response and its body) into the v4 error.
+ErrorParser = Callable[[aiohttp.ClientResponse, bytes], ProviderError]
+
+
 @asynccontextmanager
 async def post(
     http: aiohttp.ClientSession,
-    url: str,
+    url: str | yarl.URL,
     body: dict[str, Any],
     headers: dict[str, str],
     *,
     origin: str,
     stream: bool = False,
+    parse_error: ErrorParser | None = None,
 ) -> AsyncIterator[aiohttp.ClientResponse]:
     """POST JSON; raise the v4 error for transport failures and non-2xx answers.
 
-    A stream may run longer than the total timeout: for streams, the timeout bounds each silence
-    between reads instead of the whole call.
+    Failures before a response is handed out are retried per :class:`RetryPolicy`. A stream may
+    run longer than the total timeout: for streams, the timeout bounds each silence between
+    reads instead of the whole call.
     """
     timeout = http.timeout
     if stream:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeout.sock_connect, sock_read=timeout.total
         )
-    try:
-        async with http.post(
-            url,
-            data=orjson.dumps(body),
-            headers={"Content-Type": "application/json", **headers},
-            timeout=timeout,
-        ) as response:
-            if response.status >= 400:
+    policy = _policy
+    data = orjson.dumps(body)
+    all_headers = dict(headers)
+    if not any(name.lower() == "content-type" for name in headers):
+        all_headers["Content-Type"] = "application/json"
+    waited = 0.0
+    attempt = 0
+    while True:
+        started = False
+        retry_after: float | None = None
+        try:
+            async with http.post(url, data=data, headers=all_headers, timeout=timeout) as response:
+                if response.status < 400:
+                    started = True
+                    yield response
+                    return
                 raw = await response.read()
-                message, kind = error_message(raw, response.status)
-                raise ProviderError(message, status=response.status, origin=origin, kind=kind)
-            yield response
-    except TimeoutError:
-        raise ProviderTimeout(f"{origin} did not answer in time", origin=origin) from None
-    except aiohttp.ClientConnectionError as exc:
-        raise ProviderConnectionError(f"could not reach {origin}: {exc}", origin=origin) from None
-    except aiohttp.ClientPayloadError as exc:
-        raise ProviderConnectionError(
-            f"{origin} sent a broken response: {exc}", origin=origin
-        ) from None
+                error: ProviderError
+                if parse_error is not None:
+                    error = parse_error(response, raw)
+                else:
+                    message, kind = error_message(raw, response.status)
+                    error = ProviderError(message, status=response.status, origin=origin, kind=kind)
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        except TimeoutError:
+            raise ProviderTimeout(f"{origin} did not answer in time", origin=origin) from None
+        except aiohttp.ClientPayloadError as exc:
+            raise ProviderConnectionError(
+                f"{origin} sent a broken response: {exc}", origin=origin
+            ) from None
+        except aiohttp.ClientConnectionError as exc:
+            error = ProviderConnectionError(f"could not reach {origin}: {exc}", origin=origin)
+            if started:
+                raise error from None
+        retryable = isinstance(error, ProviderConnectionError) or error.status in RETRY_STATUSES
+        delay = retry_after if retry_after is not None else policy.backoff(attempt)
+        if not retryable or attempt >= policy.max_retries or waited + delay > policy.max_wait:
+            raise error
+        await asyncio.sleep(delay)
+        waited += delay
+        attempt += 1

@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncGenerator
+from contextlib import AbstractAsyncContextManager, suppress
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -33,8 +33,8 @@ from chatgate.errors import (
     InvalidRequest,
     ProviderConnectionError,
     ProviderError,
-    ProviderTimeout,
 )
+from chatgate.providers import _http
 from chatgate.providers._sse import SSEDecoder
 from chatgate.providers.base import ProviderSpec, Upstream
 from chatgate.streaming import (
@@ -474,42 +474,27 @@ def provider_error(payload: Any, status: int, origin: str) -> ProviderError:
     )
 
 
-@asynccontextmanager
-async def _post(
+def _post(
     http: aiohttp.ClientSession, upstream: Upstream, origin: str, *, stream: bool
-) -> AsyncIterator[aiohttp.ClientResponse]:
-    """POST the request; Google's error body is read here (``_http.post`` knows only ``type``).
+) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+    """The shared POST (retries, timeouts) with Google's own error body read here."""
 
-    As in ``_http.post``: for streams the timeout bounds each silence, not the whole call.
-    """
-    timeout = http.timeout
-    if stream:
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=timeout.sock_connect, sock_read=timeout.total
-        )
-    try:
-        async with http.post(
-            upstream.url,
-            data=orjson.dumps(upstream.body),
-            headers={"Content-Type": "application/json", **upstream.headers},
-            timeout=timeout,
-        ) as response:
-            if response.status >= 400:
-                raw = await response.read()
-                try:
-                    payload: Any = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    payload = raw.decode("utf-8", "replace").strip()
-                raise provider_error(payload, response.status, origin)
-            yield response
-    except TimeoutError:
-        raise ProviderTimeout(f"{origin} did not answer in time", origin=origin) from None
-    except aiohttp.ClientConnectionError as exc:
-        raise ProviderConnectionError(f"could not reach {origin}: {exc}", origin=origin) from None
-    except aiohttp.ClientPayloadError as exc:
-        raise ProviderConnectionError(
-            f"{origin} sent a broken response: {exc}", origin=origin
-        ) from None
+    def parse_error(response: aiohttp.ClientResponse, raw: bytes) -> ProviderError:
+        try:
+            payload: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            payload = raw.decode("utf-8", "replace").strip()
+        return provider_error(payload, response.status, origin)
+
+    return _http.post(
+        http,
+        upstream.url,
+        upstream.body,
+        upstream.headers,
+        origin=origin,
+        stream=stream,
+        parse_error=parse_error,
+    )
 
 
 class GeminiWire:

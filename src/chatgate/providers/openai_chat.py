@@ -289,6 +289,10 @@ def _stream_error(payload: dict[str, Any], origin: str) -> ProviderError:
 
 
 class OpenAIChatWire:
+    def new_assembler(self) -> StreamAssembler:
+        """The chunk assembler for one stream (vendors with extra chunk fields subclass it)."""
+        return StreamAssembler()
+
     def prepare(self, call: ChatCall, spec: ProviderSpec) -> Upstream:
         base_url = (call.base_url or spec.base_url or "").rstrip("/")
         headers = {"Authorization": f"Bearer {call.api_key}"} if call.api_key else {}
@@ -322,7 +326,7 @@ class OpenAIChatWire:
         self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
     ) -> AsyncGenerator[StreamEvent, None]:
         decoder = SSEDecoder()
-        assembler = StreamAssembler()
+        assembler = self.new_assembler()
         async with _http.post(
             http, upstream.url, upstream.body, upstream.headers, origin=spec.origin, stream=True
         ) as response:

@@ -33,6 +33,8 @@ from chatgate.errors import (
 )
 from chatgate.providers import NOT_YET_SUPPORTED, WIRES
 from chatgate.providers.base import ProviderSpec, Upstream
+from chatgate.providers.prices import ModelPrice, PriceTable
+from chatgate.providers.url_guard import caller_base_url
 from chatgate.services.auth import Principal
 from chatgate.services.credentials import CredentialResolver
 from chatgate.services.recorder import records_for, scrub, scrub_message, without_payloads
@@ -98,6 +100,8 @@ class PreparedCall:
     started: float
     #: The provider's events; nothing is sent upstream until the first one is awaited.
     events: AsyncGenerator[StreamEvent, None]
+    #: The model's price, if the price table has one (logs of unpriced models have no cost).
+    price: ModelPrice | None = None
 
     def outcome(self, accumulator: Accumulator, finished: Finished) -> ChatOutcome:
         return ChatOutcome(
@@ -165,6 +169,7 @@ def finished_records(
         provider_response=responses[0] if len(responses) == 1 else responses or None,
         duration=finished - prepared.started,
         provider_latency=finished - provider_started,
+        price=prepared.price,
     )
     return Finished(records, samples, responses)
 
@@ -179,6 +184,7 @@ class ChatService:
         writer: LogWriter,
         http: aiohttp.ClientSession,
         durable: bool = True,
+        prices: PriceTable | None = None,
     ) -> None:
         self._registry = registry
         self._resolver = resolver
@@ -186,6 +192,7 @@ class ChatService:
         self._writer = writer
         self._http = http
         self._durable = durable
+        self._prices = prices or PriceTable()
 
     def provider(self, name: str) -> ProviderSpec:
         spec = self._registry.get(name)
@@ -225,7 +232,8 @@ class ChatService:
             tool_choice=request.tool_choice,
             response_format=request.response_format,
             api_key=api_key,
-            base_url=spec.base_url,
+            # A caller-supplied endpoint (openai_azure_endpoint) is checked by the wire's guard.
+            base_url=caller_base_url(spec, request.provider_api_keys) or spec.base_url,
             stream=request.stream,
         )
         wire = WIRES[spec.wire]
@@ -281,6 +289,7 @@ class ChatService:
             secrets=secrets,
             started=started,
             events=wire.events(self._http, upstream, call, spec),
+            price=self._prices.lookup(spec.name, config.model),
         )
 
     async def chat(self, principal: Principal, request: ChatInput) -> ChatOutcome:

@@ -18,6 +18,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from chatgate.errors import BadRequest
+from chatgate.providers import ENV_CREDENTIALS
 from chatgate.providers.base import ProviderSpec
 from chatgate.settings import Settings
 from chatgate.store.sql import Store
@@ -66,6 +67,8 @@ class CredentialResolver:
         if saved:
             return saved
         from_env = self._environ.get(spec.key_env) if spec.key_env else None
+        if not from_env and spec.name in ENV_CREDENTIALS:
+            from_env = ENV_CREDENTIALS[spec.name](self._environ)
         if from_env:
             return from_env
         if spec.requires_key:

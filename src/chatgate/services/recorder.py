@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from chatgate.domain import LogRecord, Sample
+from chatgate.providers.prices import ModelPrice
 
 REDACTED = "[REDACTED]"
 #: Key-like tokens some providers echo back in error messages (e.g. "sk-ab***yz").
@@ -57,11 +58,13 @@ def records_for(
     provider_response: Any,
     duration: float,
     provider_latency: float,
+    price: ModelPrice | None = None,
 ) -> list[LogRecord]:
     """One record per sample; payloads are dropped when the request said ``save: false``."""
     records = []
     for log_id, sample in zip(log_ids, samples, strict=True):
         usage = sample.usage
+        prompt_cost, output_cost = price.cost(usage) if price and usage else (None, None)
         record = replace(
             base,
             id=log_id,
@@ -77,6 +80,8 @@ def records_for(
             provider_latency=provider_latency,
             provider_response=provider_response,
             error=sample.error or base.error,
+            prompt_cost=prompt_cost,
+            output_cost=output_cost,
         )
         records.append(record if base.save else without_payloads(record))
     return records
