@@ -4,12 +4,11 @@ A v4 call is translated into one Messages request: system messages become the to
 ``system``, tool results become ``tool_result`` blocks of a user turn and consecutive same-role
 turns are merged (Anthropic requires alternating roles). Anthropic has no ``n``: a call with
 ``num_samples > 1`` runs one upstream call per sample, concurrently, and merges their events
-through a bounded queue (see :func:`_merged`). The field-by-field table is in docs/providers.md.
+through a bounded queue (``_samples.merged_samples``). The field table is in docs/providers.md.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -18,8 +17,9 @@ import aiohttp
 import orjson
 
 from chatgate.domain import ChatCall, Message, Usage
-from chatgate.errors import ChatgateError, InvalidRequest, ProviderConnectionError, ProviderError
+from chatgate.errors import InvalidRequest, ProviderConnectionError, ProviderError
 from chatgate.providers import _http
+from chatgate.providers._samples import merged_samples
 from chatgate.providers._sse import SSEDecoder
 from chatgate.providers.anthropic_models import THINKING_BUDGETS, max_output_tokens
 from chatgate.providers.base import ProviderSpec, Upstream
@@ -69,9 +69,6 @@ TOOL_CHOICES: dict[str, str] = {"none": "none", "auto": "auto", "required": "any
 #: Roles that become the top-level ``system`` (``developer`` is the newer name for system).
 SYSTEM_ROLES = frozenset({"system", "developer"})
 
-#: Events of one sample's stream wait here at most this many at a time when samples run
-#: concurrently: a slow reader slows every upstream read instead of growing a buffer.
-MERGE_QUEUE_SIZE = 32
 
 _DATA_URL = re.compile(r"data:(?P<media_type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
 _PARAMETER = "value_error.provider_parameter"
@@ -502,7 +499,9 @@ class AnthropicMessagesWire:
     ) -> AsyncGenerator[StreamEvent, None]:
         if call.num_samples == 1:
             return _sample(http, upstream, call, spec, 0)
-        return _merged(http, upstream, call, spec)
+        return merged_samples(
+            lambda i: _sample(http, upstream, call, spec, i), call.num_samples, spec.origin
+        )
 
 
 async def _sample(
@@ -568,56 +567,3 @@ async def _stream(
                 f"{spec.origin} ended the stream before the message finished", origin=spec.origin
             )
         )
-
-
-async def _merged(
-    http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
-) -> AsyncGenerator[StreamEvent, None]:
-    """``num_samples`` concurrent calls, their events interleaved as they arrive.
-
-    A failure before any sample produced content fails the call (the others are cancelled);
-    a later one is a StreamFailed for the samples still running. Closing this generator cancels
-    every upstream call.
-    """
-    queue: asyncio.Queue[tuple[StreamEvent | BaseException | None]] = asyncio.Queue(
-        MERGE_QUEUE_SIZE
-    )
-
-    async def run(index: int) -> None:
-        try:
-            async for event in _sample(http, upstream, call, spec, index):
-                await queue.put((event,))
-        except Exception as exc:
-            await queue.put((exc,))
-        else:
-            await queue.put((None,))
-
-    tasks = [asyncio.create_task(run(i)) for i in range(call.num_samples)]
-    running, content = len(tasks), False
-    try:
-        while running:
-            (item,) = await queue.get()
-            if item is None:
-                running -= 1
-            elif isinstance(item, BaseException):
-                running -= 1
-                if not content:
-                    raise item
-                error = (
-                    item
-                    if isinstance(item, ChatgateError)
-                    else ProviderError(
-                        f"{spec.origin} sent a response chatgate could not read ({item})",
-                        status=502,
-                        origin=spec.origin,
-                        kind="provider_response_error",
-                    )
-                )
-                yield StreamFailed(error)
-            else:
-                content = content or not isinstance(item, (RawResponse, UsageReport))
-                yield item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

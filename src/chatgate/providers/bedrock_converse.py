@@ -10,7 +10,6 @@ field-by-field table is in docs/providers.md.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -26,12 +25,12 @@ import yarl
 from chatgate.domain import ChatCall, Message, Usage
 from chatgate.errors import (
     BadRequest,
-    ChatgateError,
     InvalidRequest,
     ProviderConnectionError,
     ProviderError,
 )
 from chatgate.providers import _http
+from chatgate.providers._samples import merged_samples
 from chatgate.providers.anthropic_models import THINKING_BUDGETS, max_output_tokens
 from chatgate.providers.aws_eventstream import EventStreamDecoder, EventStreamError
 from chatgate.providers.aws_sigv4 import AwsCredentials, sign
@@ -114,7 +113,6 @@ TOP_LEVEL_FIELDS = frozenset(
 )
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
-MERGE_QUEUE_SIZE = 32
 _DATA_URL = re.compile(r"data:(?P<media_type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
 _REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d+")
 _HOST_REGION = re.compile(r"bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com")
@@ -723,7 +721,9 @@ class BedrockConverseWire:
         secrets = _key_secrets(call.api_key)
         if call.num_samples == 1:
             return _sample(http, upstream, call, spec, 0, secrets)
-        return _merged(http, upstream, call, spec, secrets)
+        return merged_samples(
+            lambda i: _sample(http, upstream, call, spec, i, secrets), call.num_samples, spec.origin
+        )
 
 
 def _region(spec: ProviderSpec, url: str) -> str:
@@ -853,56 +853,3 @@ async def _stream(
         if not assembler.started:
             raise error
         yield StreamFailed(error)
-
-
-async def _merged(
-    http: aiohttp.ClientSession,
-    upstream: Upstream,
-    call: ChatCall,
-    spec: ProviderSpec,
-    secrets: tuple[str, ...],
-) -> AsyncGenerator[StreamEvent, None]:
-    """``num_samples`` concurrent calls, their events interleaved as they arrive through a
-    bounded queue. A failure before any content fails the call (the others are cancelled); a
-    later one is a StreamFailed for the samples still running."""
-    queue: asyncio.Queue[tuple[StreamEvent | BaseException | None]] = asyncio.Queue(
-        MERGE_QUEUE_SIZE
-    )
-
-    async def run(index: int) -> None:
-        try:
-            async for event in _sample(http, upstream, call, spec, index, secrets):
-                await queue.put((event,))
-        except Exception as exc:
-            await queue.put((exc,))
-        else:
-            await queue.put((None,))
-
-    tasks = [asyncio.create_task(run(i)) for i in range(call.num_samples)]
-    running, content = len(tasks), False
-    try:
-        while running:
-            (item,) = await queue.get()
-            if item is None:
-                running -= 1
-            elif isinstance(item, BaseException):
-                running -= 1
-                if not content:
-                    raise item
-                yield StreamFailed(
-                    item
-                    if isinstance(item, ChatgateError)
-                    else ProviderError(
-                        f"{spec.origin} sent a response chatgate could not read ({item})",
-                        status=502,
-                        origin=spec.origin,
-                        kind="provider_response_error",
-                    )
-                )
-            else:
-                content = content or not isinstance(item, (RawResponse, UsageReport))
-                yield item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)

@@ -12,8 +12,7 @@ wire). The field-by-field table is in docs/providers.md.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,8 +20,9 @@ import aiohttp
 import orjson
 
 from chatgate.domain import ChatCall, Message, Usage
-from chatgate.errors import ChatgateError, InvalidRequest, ProviderConnectionError, ProviderError
+from chatgate.errors import InvalidRequest, ProviderConnectionError, ProviderError
 from chatgate.providers import _http
+from chatgate.providers._samples import merged_samples
 from chatgate.providers._sse import SSEDecoder
 from chatgate.providers.base import ProviderSpec, Upstream
 from chatgate.streaming import (
@@ -77,9 +77,6 @@ THINKING_BUDGETS: dict[str, int] = {"low": 1024, "medium": 8192, "high": 16384}
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
 
-#: Events of concurrent samples wait here at most this many at a time (bounded memory: a slow
-#: reader slows every upstream read instead of growing a buffer).
-MERGE_QUEUE_SIZE = 32
 
 _PARAMETER = "value_error.provider_parameter"
 
@@ -529,62 +526,6 @@ def _stream_events(assembler: ResponseAssembler, data: str, origin: str) -> list
         message = str(payload["message"])
         return [StreamFailed(ProviderError(message, status=502, origin=origin))]
     return assembler.feed(payload)
-
-
-async def merged_samples(
-    run: Callable[[int], AsyncGenerator[StreamEvent, None]], num_samples: int, origin: str
-) -> AsyncGenerator[StreamEvent, None]:
-    """``num_samples`` concurrent calls (``run(i)`` is sample i's), their events interleaved as
-    they arrive through one bounded queue.
-
-    A failure before any sample produced content fails the call (the others are cancelled); a
-    later one is a StreamFailed for the samples still running. Closing this generator cancels
-    every upstream call.
-    """
-    queue: asyncio.Queue[tuple[StreamEvent | BaseException | None]] = asyncio.Queue(
-        MERGE_QUEUE_SIZE
-    )
-
-    async def pump(index: int) -> None:
-        try:
-            async for event in run(index):
-                await queue.put((event,))
-        except Exception as exc:
-            await queue.put((exc,))
-        else:
-            await queue.put((None,))
-
-    tasks = [asyncio.create_task(pump(i)) for i in range(num_samples)]
-    running, content = len(tasks), False
-    try:
-        while running:
-            (item,) = await queue.get()
-            if item is None:
-                running -= 1
-            elif isinstance(item, BaseException):
-                running -= 1
-                if not content:
-                    raise item
-                error = (
-                    item
-                    if isinstance(item, ChatgateError)
-                    else ProviderError(
-                        f"{origin} sent a response chatgate could not read ({item})",
-                        status=502,
-                        origin=origin,
-                        kind="provider_response_error",
-                    )
-                )
-                yield StreamFailed(error)
-            elif isinstance(item, StreamFailed) and not content:
-                raise item.error
-            else:
-                content = content or not isinstance(item, (RawResponse, UsageReport))
-                yield item
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 # --- the wire -----------------------------------------------------------------------------------

@@ -31,9 +31,9 @@ import orjson
 from chatgate.domain import ChatCall, Message, Usage
 from chatgate.errors import InvalidRequest, ProviderConnectionError, ProviderError, ProviderTimeout
 from chatgate.providers import _http
+from chatgate.providers._samples import merged_samples
 from chatgate.providers._sse import SSEDecoder
 from chatgate.providers.base import ProviderSpec, Upstream
-from chatgate.providers.cohere_chat import merged_samples
 from chatgate.streaming import (
     Finish,
     RawResponse,
