@@ -344,14 +344,19 @@ def test_top_level_late_fields_win_over_model_config(
     assert fake.last.body["messages"][0]["content"] == "[a][b]"
 
 
-def test_integer_reasoning_effort_is_refused_on_the_openai_wire(
+def test_integer_reasoning_budget_maps_to_the_openai_enum(
     server: RunningServer, fake: FakeOpenAI
 ) -> None:
-    response = server.post_chat(body(reasoning_effort=2048))
-    assert response.status_code == 422
-    detail = response.json()["detail"][0]
-    assert detail["loc"] == ["body", "reasoning_effort"] and "openai" in detail["msg"]
-    assert fake.requests == []
+    for budget, level in (
+        (512, "low"),
+        (1024, "low"),
+        (4000, "medium"),
+        (8192, "medium"),
+        (8193, "high"),
+        (32000, "high"),
+    ):
+        chat_ok(server, reasoning_effort=budget, model_config={"model": "o3-mini"})
+        assert fake.last.body["reasoning_effort"] == level, budget
 
 
 def test_deprecated_seed_and_tool_call(server: RunningServer, fake: FakeOpenAI) -> None:

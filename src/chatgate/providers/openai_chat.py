@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 
 from chatgate.domain import ChatCall, Message, Usage
-from chatgate.errors import InvalidRequest, ProviderConnectionError, ProviderError
+from chatgate.errors import ProviderConnectionError, ProviderError
 from chatgate.providers import _http
 from chatgate.providers._sse import SSEDecoder
 from chatgate.providers.base import ProviderSpec, Upstream
@@ -38,6 +38,17 @@ FINISH_REASONS: dict[str, str] = {
 }
 
 REASONING_EFFORTS = ("low", "medium", "high")
+
+#: An integer thinking budget (Anthropic's form of reasoning_effort) as OpenAI's enum: the
+#: smallest level whose budget covers it. The inverse of the budget tables of the providers that
+#: take budgets (1024 / 8192 / 16384 tokens for low / medium / high; docs/providers.md).
+BUDGET_LEVELS: tuple[tuple[int, str], ...] = ((1024, "low"), (8192, "medium"))
+
+
+def effort_level(effort: str | int) -> str:
+    if isinstance(effort, str):
+        return effort
+    return next((level for limit, level in BUDGET_LEVELS if effort <= limit), "high")
 
 
 def _message(message: Message) -> dict[str, Any]:
@@ -115,14 +126,7 @@ def build_body(call: ChatCall, spec: ProviderSpec) -> dict[str, Any]:
         body["response_format"] = response_format
     effort = config.reasoning_effort
     if effort is not None:
-        if not isinstance(effort, str) or effort not in REASONING_EFFORTS:
-            raise InvalidRequest.at(
-                ("body", "reasoning_effort"),
-                f"provider '{spec.name}' takes reasoning_effort as one of "
-                f"{', '.join(REASONING_EFFORTS)}; an integer token budget is for Anthropic models",
-                "value_error.provider_parameter",
-            )
-        body["reasoning_effort"] = effort
+        body["reasoning_effort"] = effort_level(effort)
     if call.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
