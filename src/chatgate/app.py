@@ -31,7 +31,12 @@ from chatgate.api.schemas import model_configs as model_config_schemas
 from chatgate.api.schemas import projects as project_schemas
 from chatgate.api.schemas.chat import ChatRequest
 from chatgate.providers import build_registry
-from chatgate.providers._http import RetryPolicy, configure_retries, create_session
+from chatgate.providers._http import (
+    RetryPolicy,
+    configure_retries,
+    configure_timeouts,
+    create_session,
+)
 from chatgate.providers.prices import PriceTable
 from chatgate.services.auth import Authenticator
 from chatgate.services.chat import ChatService
@@ -82,6 +87,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store, queue_size=settings.writer_queue_size, journal=Journal(settings.data_dir)
         )
         writer.start()
+        registry = build_registry(
+            settings.providers, settings.vendor_env, settings.allowed_upstream_hosts
+        )
+        configure_timeouts(
+            {
+                spec.origin: settings.provider_timeouts[name]
+                for name, spec in registry.items()
+                if name in settings.provider_timeouts
+            }
+        )
         configure_retries(
             RetryPolicy(
                 max_retries=settings.provider_max_retries,
@@ -99,9 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The project routes clear it when a project is deleted or renamed.
         app.state.resolver = resolver = Resolver(store)
         service = ChatService(
-            registry=build_registry(
-                settings.providers, settings.vendor_env, settings.allowed_upstream_hosts
-            ),
+            registry=registry,
             resolver=resolver,
             credentials=credentials,
             writer=writer,

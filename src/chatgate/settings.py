@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     sse_keepalive_seconds: float = 15.0
     #: Total seconds allowed for one upstream provider call (for a stream: the longest silence).
     provider_timeout_seconds: float = 600.0
+    #: Per-provider overrides of the timeout above, as JSON: ``{"anthropic": 300, "groq": 30}``.
+    provider_timeouts: dict[str, float] = Field(default_factory=dict)
     #: Seconds allowed to connect to a provider.
     provider_connect_timeout_seconds: float = 10.0
     #: A JSON file of prices (USD per 1M tokens) that adds to or overrides the built-in table:

@@ -633,3 +633,18 @@ def test_operator_prices_override_the_table(tmp_path: Any, fake: FakeOpenAI) -> 
         with running.client() as client:
             log = client.get(f"/logs/{result['data'][0]['id']}").json()
     assert (log["prompt_cost"], log["output_cost"]) == (1.0, 4.0)
+
+
+def test_timeouts_are_configurable_per_provider(tmp_path: Any, fake: FakeOpenAI) -> None:
+    from tests.conftest import start_server
+
+    runner, running = start_server(
+        tmp_path, fake.url, provider_timeouts={"openai": 0.3}, provider_max_retries=0
+    )
+    fake.enqueue(200, {}, delay=2)
+    with runner:
+        response = running.post_chat(body())
+        assert response.status_code == 504
+        # Another provider keeps the default timeout.
+        mock = running.post_chat(body(model_config={"model": "m", "provider": "mock"}))
+        assert mock.status_code == 200

@@ -77,6 +77,16 @@ RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 529})
 _policy = RetryPolicy()
 
 
+#: Per-provider timeouts (seconds), keyed by the provider's origin; others use the session's.
+_timeouts: dict[str, float] = {}
+
+
+def configure_timeouts(timeouts: dict[str, float]) -> None:
+    """Set per-provider timeouts (from Settings, at start-up)."""
+    global _timeouts
+    _timeouts = dict(timeouts)
+
+
 def configure_retries(policy: RetryPolicy) -> None:
     """Set the process-wide retry policy (from Settings, at start-up)."""
     global _policy
@@ -120,6 +130,8 @@ async def post(
     reads instead of the whole call.
     """
     timeout = http.timeout
+    if origin in _timeouts:
+        timeout = aiohttp.ClientTimeout(total=_timeouts[origin], sock_connect=timeout.sock_connect)
     if stream:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeout.sock_connect, sock_read=timeout.total
