@@ -123,14 +123,23 @@ def fake(fake_openai: FakeOpenAI) -> FakeOpenAI:
 
 
 def start_server(
-    tmp_path: Path, fake_url: str, *, database_url: str | None = None, **overrides: Any
+    tmp_path: Path,
+    fake_url: str,
+    *,
+    database_url: str | None = None,
+    vendor_env: dict[str, str] | None = None,
+    **overrides: Any,
 ) -> tuple[UvicornThread, RunningServer]:
+    """chatgate with organisations acme and globex; ``vendor_env`` replaces the default OpenAI
+    variables (pointing at ``fake_url``) for tests of other providers."""
     data_dir = tmp_path / "data"
     db_path = data_dir / "chatgate.db"
     settings = Settings(
         data_dir=data_dir,
         database_url=database_url or f"sqlite:///{db_path}",
-        vendor_env={"OPENAI_BASE_URL": fake_url, "OPENAI_API_KEY": ENV_OPENAI_KEY},
+        vendor_env=vendor_env
+        if vendor_env is not None
+        else {"OPENAI_BASE_URL": fake_url, "OPENAI_API_KEY": ENV_OPENAI_KEY},
         **overrides,
     )
     store = Store(settings.resolved_database_url)

@@ -13,15 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from chatgate.app import create_app
 from chatgate.domain import ChatCall, Message, ModelConfig, Tool, ToolCall
 from chatgate.errors import InvalidRequest
 from chatgate.providers import BUILTIN
 from chatgate.providers.anthropic_messages import AnthropicMessagesWire
-from chatgate.services.auth import create_key
-from chatgate.settings import Settings
-from chatgate.store.sql import Store
-from tests.conftest import RunningServer, UvicornThread
+from tests.conftest import RunningServer, start_server
 from tests.fakes.anthropic_server import FakeAnthropic, error_body, message, sse_pieces
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "anthropic"
@@ -63,27 +59,13 @@ def anthropic(fake_anthropic_server: FakeAnthropic) -> FakeAnthropic:
 
 @pytest.fixture
 def server(tmp_path: Path, anthropic: FakeAnthropic) -> Iterator[RunningServer]:
-    data_dir = tmp_path / "data"
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'chatgate.db'}",
+    runner, running = start_server(
+        tmp_path,
+        "",
         vendor_env={"ANTHROPIC_BASE_URL": anthropic.url, "ANTHROPIC_API_KEY": ENV_KEY},
     )
-    store = Store(settings.resolved_database_url)
-    store.upgrade()
-    key_a, _ = create_key(store, "acme")
-    key_b, _ = create_key(store, "globex")
-    store.close()
-    runner = UvicornThread(create_app(settings))
     with runner:
-        yield RunningServer(
-            url=f"http://127.0.0.1:{runner.port}/v4",
-            db_path=data_dir / "chatgate.db",
-            data_dir=data_dir,
-            key_a=key_a,
-            key_b=key_b,
-            settings=settings,
-        )
+        yield running
 
 
 def body(**overrides: Any) -> dict[str, Any]:

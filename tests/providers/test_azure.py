@@ -16,12 +16,8 @@ from typing import Any
 import pytest
 from humanloop import Humanloop  # type: ignore[import-untyped]
 
-from chatgate.app import create_app
-from chatgate.services.auth import create_key
-from chatgate.settings import Settings
-from chatgate.store.sql import Store
 from tests.api.test_streaming import parse_frames
-from tests.conftest import RunningServer, UvicornThread
+from tests.conftest import RunningServer, UvicornThread, start_server
 from tests.fakes.azure_server import FakeAzure
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "azure"
@@ -52,37 +48,19 @@ def azure(azure_fake: FakeAzure) -> FakeAzure:
     return azure_fake
 
 
-def _start(tmp_path: Path, vendor_env: dict[str, str], **overrides: Any) -> UvicornThread:
-    data_dir = tmp_path / "data"
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'chatgate.db'}",
-        vendor_env=vendor_env,
-        provider_max_retries=0,  # errors are asserted as Azure sent them, not retried
-        **overrides,
-    )
-    store = Store(settings.resolved_database_url)
-    store.upgrade()
-    key_a, _ = create_key(store, "acme")
-    key_b, _ = create_key(store, "globex")
-    store.close()
-    runner = UvicornThread(create_app(settings))
-    runner.running = RunningServer(  # type: ignore[attr-defined]
-        url=f"http://127.0.0.1:{runner.port}/v4",
-        db_path=data_dir / "chatgate.db",
-        data_dir=data_dir,
-        key_a=key_a,
-        key_b=key_b,
-        settings=settings,
-    )
-    return runner
+def _start(
+    tmp_path: Path, vendor_env: dict[str, str], **overrides: Any
+) -> tuple[UvicornThread, RunningServer]:
+    # Errors are asserted as Azure sent them, not retried.
+    return start_server(tmp_path, "", vendor_env=vendor_env, provider_max_retries=0, **overrides)
 
 
 @pytest.fixture
 def server(tmp_path: Path, azure: FakeAzure) -> Iterator[RunningServer]:
     env = {"AZURE_OPENAI_ENDPOINT": azure.url, "AZURE_OPENAI_API_KEY": AZURE_KEY}
-    with _start(tmp_path, env) as runner:
-        yield runner.running  # type: ignore[attr-defined]
+    runner, running = _start(tmp_path, env)
+    with runner:
+        yield running
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -340,8 +318,9 @@ def test_error_mid_stream(server: RunningServer, azure: FakeAzure) -> None:
 
 
 def test_no_endpoint_is_400(tmp_path: Path, azure: FakeAzure) -> None:
-    with _start(tmp_path, {"AZURE_OPENAI_API_KEY": AZURE_KEY}) as runner:
-        response = runner.running.post_chat(body())  # type: ignore[attr-defined]
+    runner, running = _start(tmp_path, {"AZURE_OPENAI_API_KEY": AZURE_KEY})
+    with runner:
+        response = running.post_chat(body())
     assert response.status_code == 400
     assert "openai_azure_endpoint" in response.json()["detail"]["message"]
 
@@ -352,8 +331,9 @@ def test_api_version_from_environment(tmp_path: Path, azure: FakeAzure) -> None:
         "AZURE_OPENAI_API_KEY": AZURE_KEY,
         "OPENAI_API_VERSION": "2025-01-01-preview",
     }
-    with _start(tmp_path, env) as runner:
-        chat(runner.running, body())  # type: ignore[attr-defined]
+    runner, running = _start(tmp_path, env)
+    with runner:
+        chat(running, body())
     assert azure.last.path.endswith("?api-version=2025-01-01-preview")
 
 
@@ -387,8 +367,8 @@ def test_allow_listed_loopback_caller_endpoint_is_accepted(
     tmp_path: Path, azure: FakeAzure
 ) -> None:
     env = {"AZURE_OPENAI_API_KEY": AZURE_KEY}  # no operator endpoint: only the caller's
-    with _start(tmp_path, env, allowed_upstream_hosts=["127.0.0.0/8"]) as runner:
-        server = runner.running  # type: ignore[attr-defined]
+    runner, server = _start(tmp_path, env, allowed_upstream_hosts=["127.0.0.0/8"])
+    with runner:
         payload = body(provider_api_keys={"openai_azure_endpoint": azure.url})
         assert chat(server, payload)["data"][0]["output"] == "Echo: hello there"
         frames = stream(server, payload)

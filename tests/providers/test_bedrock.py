@@ -14,15 +14,11 @@ from typing import Any
 
 import pytest
 
-from chatgate.app import create_app
 from chatgate.domain import ChatCall, Message, ModelConfig, Tool, ToolCall
 from chatgate.errors import BadRequest, InvalidRequest
 from chatgate.providers import build_registry
 from chatgate.providers.bedrock_converse import BedrockConverseWire, BedrockSpec
-from chatgate.services.auth import create_key
-from chatgate.settings import Settings
-from chatgate.store.sql import Store
-from tests.conftest import RunningServer, UvicornThread
+from tests.conftest import RunningServer, start_server
 from tests.fakes.bedrock_server import (
     ACCESS_KEY,
     API_KEY,
@@ -80,10 +76,9 @@ def bedrock(fake_bedrock_server: FakeBedrock) -> FakeBedrock:
 
 @pytest.fixture
 def server(tmp_path: Path, bedrock: FakeBedrock) -> Iterator[RunningServer]:
-    data_dir = tmp_path / "data"
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'chatgate.db'}",
+    runner, running = start_server(
+        tmp_path,
+        "",
         vendor_env={
             "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": bedrock.url,
             "AWS_REGION": "eu-central-1",
@@ -92,21 +87,8 @@ def server(tmp_path: Path, bedrock: FakeBedrock) -> Iterator[RunningServer]:
             "AWS_SESSION_TOKEN": SESSION_TOKEN,
         },
     )
-    store = Store(settings.resolved_database_url)
-    store.upgrade()
-    key_a, _ = create_key(store, "acme")
-    key_b, _ = create_key(store, "globex")
-    store.close()
-    runner = UvicornThread(create_app(settings))
     with runner:
-        yield RunningServer(
-            url=f"http://127.0.0.1:{runner.port}/v4",
-            db_path=data_dir / "chatgate.db",
-            data_dir=data_dir,
-            key_a=key_a,
-            key_b=key_b,
-            settings=settings,
-        )
+        yield running
 
 
 def body(**overrides: Any) -> dict[str, Any]:

@@ -12,15 +12,11 @@ from typing import Any
 
 import pytest
 
-from chatgate.app import create_app
 from chatgate.domain import ChatCall, Message, ModelConfig, Tool, ToolCall
 from chatgate.errors import InvalidRequest
 from chatgate.providers import BUILTIN, build_registry
 from chatgate.providers.cohere_chat import CohereChatWire
-from chatgate.services.auth import create_key
-from chatgate.settings import Settings
-from chatgate.store.sql import Store
-from tests.conftest import RunningServer, UvicornThread
+from tests.conftest import RunningServer, start_server
 from tests.fakes.cohere_server import FakeCohere, error_body, response, sse_pieces
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "cohere"
@@ -63,28 +59,14 @@ def cohere(fake_cohere_server: FakeCohere) -> FakeCohere:
 
 @pytest.fixture
 def server(tmp_path: Path, cohere: FakeCohere) -> Iterator[RunningServer]:
-    data_dir = tmp_path / "data"
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'chatgate.db'}",
+    runner, running = start_server(
+        tmp_path,
+        "",
         vendor_env={"CO_API_URL": cohere.url, "CO_API_KEY": ENV_KEY},
         provider_max_retries=0,  # each scripted error answers exactly one call
     )
-    store = Store(settings.resolved_database_url)
-    store.upgrade()
-    key_a, _ = create_key(store, "acme")
-    key_b, _ = create_key(store, "globex")
-    store.close()
-    runner = UvicornThread(create_app(settings))
     with runner:
-        yield RunningServer(
-            url=f"http://127.0.0.1:{runner.port}/v4",
-            db_path=data_dir / "chatgate.db",
-            data_dir=data_dir,
-            key_a=key_a,
-            key_b=key_b,
-            settings=settings,
-        )
+        yield running
 
 
 def body(**overrides: Any) -> dict[str, Any]:

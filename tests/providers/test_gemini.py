@@ -14,12 +14,8 @@ from typing import Any
 import pytest
 from humanloop import Humanloop  # type: ignore[import-untyped]
 
-from chatgate.app import create_app
-from chatgate.services.auth import create_key
-from chatgate.settings import Settings
-from chatgate.store.sql import Store
 from tests.api.test_streaming import parse_frames
-from tests.conftest import RunningServer, UvicornThread
+from tests.conftest import RunningServer, UvicornThread, start_server
 from tests.fakes.gemini_server import FakeGemini, error_body
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "gemini"
@@ -51,26 +47,7 @@ def gemini(gemini_fake: FakeGemini) -> FakeGemini:
 
 
 def _start(tmp_path: Path, vendor_env: dict[str, str]) -> tuple[UvicornThread, RunningServer]:
-    data_dir = tmp_path / "data"
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'chatgate.db'}",
-        vendor_env=vendor_env,
-    )
-    store = Store(settings.resolved_database_url)
-    store.upgrade()
-    key_a, _ = create_key(store, "acme")
-    key_b, _ = create_key(store, "globex")
-    store.close()
-    runner = UvicornThread(create_app(settings))
-    return runner, RunningServer(
-        url=f"http://127.0.0.1:{runner.port}/v4",
-        db_path=data_dir / "chatgate.db",
-        data_dir=data_dir,
-        key_a=key_a,
-        key_b=key_b,
-        settings=settings,
-    )
+    return start_server(tmp_path, "", vendor_env=vendor_env)
 
 
 @pytest.fixture

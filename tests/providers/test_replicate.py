@@ -12,16 +12,12 @@ from typing import Any
 
 import pytest
 
-from chatgate.app import create_app
 from chatgate.domain import ChatCall, Message, ModelConfig, Tool, ToolCall
 from chatgate.errors import InvalidRequest
 from chatgate.providers import BUILTIN, build_registry
 from chatgate.providers import replicate as replicate_wire
 from chatgate.providers.replicate import ReplicateWire
-from chatgate.services.auth import create_key
-from chatgate.settings import Settings
-from chatgate.store.sql import Store
-from tests.conftest import RunningServer, UvicornThread
+from tests.conftest import RunningServer, start_server
 from tests.fakes.replicate_server import FakeReplicate, sse
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "replicate"
@@ -58,28 +54,14 @@ def replicate(
 
 @pytest.fixture
 def server(tmp_path: Path, replicate: FakeReplicate) -> Iterator[RunningServer]:
-    data_dir = tmp_path / "data"
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=f"sqlite:///{data_dir / 'chatgate.db'}",
+    runner, running = start_server(
+        tmp_path,
+        "",
         vendor_env={"REPLICATE_BASE_URL": replicate.url, "REPLICATE_API_TOKEN": ENV_KEY},
         provider_max_retries=0,  # each scripted error answers exactly one call
     )
-    store = Store(settings.resolved_database_url)
-    store.upgrade()
-    key_a, _ = create_key(store, "acme")
-    key_b, _ = create_key(store, "globex")
-    store.close()
-    runner = UvicornThread(create_app(settings))
     with runner:
-        yield RunningServer(
-            url=f"http://127.0.0.1:{runner.port}/v4",
-            db_path=data_dir / "chatgate.db",
-            data_dir=data_dir,
-            key_a=key_a,
-            key_b=key_b,
-            settings=settings,
-        )
+        yield running
 
 
 def body(**overrides: Any) -> dict[str, Any]:
