@@ -11,15 +11,13 @@ Scripted answers (:meth:`enqueue`) win, as in the OpenAI fake.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import json
-import socket
-import threading
 from typing import Any
 
 from aiohttp import web
 
+from tests.fakes._serving import BackgroundServer
 from tests.fakes.openai_server import FakeOpenAI, Recorded, completion, sse_pieces
 
 MODEL = "gpt-4o-2024-08-06"
@@ -72,31 +70,14 @@ def azure_pieces(body: dict[str, Any]) -> list[bytes]:
 
 class FakeAzure(FakeOpenAI):
     def start(self) -> FakeAzure:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            app = web.Application()
+        def routes(app: web.Application) -> None:
             app.router.add_post(
                 "/openai/deployments/{deployment}/chat/completions", self._handle_azure
             )
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.SockSite(runner, sock).start()
-            self._runner = runner
-            ready.set()
 
-        def run() -> None:
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="fake-azure")
-        self._thread.start()
-        ready.wait(10)
+        self._server = BackgroundServer(routes, "fake-azure")
+        port = self._server.start()
+        self.url = f"http://127.0.0.1:{port}"
         return self
 
     async def _handle_azure(self, request: web.Request) -> web.StreamResponse:

@@ -25,9 +25,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import json
-import socket
 import struct
-import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from chatgate.providers.aws_sigv4 import AwsCredentials, sign
+from tests.fakes._serving import BackgroundServer
 
 ACCESS_KEY = "AKIAFAKE0123456789AB"
 SECRET_KEY = "fakeSecretKey/0123456789abcdefghijklmnopq"
@@ -262,34 +261,16 @@ class FakeBedrock:
         return self.requests[-1]
 
     def start(self) -> FakeBedrock:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            app = web.Application()
+        def routes(app: web.Application) -> None:
             app.router.add_post("/model/{model}/{operation}", self._handle)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.SockSite(runner, sock).start()
-            self._runner = runner
-            ready.set()
 
-        def run() -> None:
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="fake-bedrock")
-        self._thread.start()
-        ready.wait(10)
+        self._server = BackgroundServer(routes, "fake-bedrock")
+        port = self._server.start()
+        self.url = f"http://127.0.0.1:{port}"
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()
 
     def _denied(self, headers: dict[str, str], raw_path: str, raw: bytes) -> web.Response | None:
         authorization = headers.get("Authorization", "")

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes._serving import BackgroundServer
 
 
 @dataclass
@@ -70,34 +71,16 @@ class FakeGemini:
         return self.requests[-1]
 
     def start(self) -> FakeGemini:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            app = web.Application()
+        def routes(app: web.Application) -> None:
             app.router.add_post("/v1beta/models/{target}", self._handle)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.SockSite(runner, sock).start()
-            self._runner = runner
-            ready.set()
 
-        def run() -> None:
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="fake-gemini")
-        self._thread.start()
-        ready.wait(10)
+        self._server = BackgroundServer(routes, "fake-gemini")
+        port = self._server.start()
+        self.url = f"http://127.0.0.1:{port}"
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes._serving import BackgroundServer
 
 
 @dataclass
@@ -86,39 +87,16 @@ class FakeOpenAI:
     # --- server -------------------------------------------------------------------------------
 
     def start(self) -> FakeOpenAI:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}/v1"
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            app = web.Application()
+        def routes(app: web.Application) -> None:
             app.router.add_post("/v1/chat/completions", self._handle)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.SockSite(runner, sock)
-            await site.start()
-            self._runner = runner
-            ready.set()
 
-        def run() -> None:
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="fake-openai")
-        self._thread.start()
-        ready.wait(10)
+        self._server = BackgroundServer(routes, "fake-openai")
+        port = self._server.start()
+        self.url = f"http://127.0.0.1:{port}/v1"
         return self
 
     def stop(self) -> None:
-        async def shutdown() -> None:
-            await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes._serving import BackgroundServer
 
 CREATED_AT = "2025-03-01T12:00:00.000000Z"
 
@@ -95,37 +96,19 @@ class FakeReplicate:
         return [r for r in self.requests if r.method == "POST"]
 
     def start(self) -> FakeReplicate:
-        sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            app = web.Application()
+        def routes(app: web.Application) -> None:
             app.router.add_post("/v1/models/{owner}/{name}/predictions", self._create)
             app.router.add_post("/v1/predictions", self._create)
             app.router.add_get("/v1/predictions/{id}", self._get)
             app.router.add_get("/v1/streams/{id}", self._stream)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.SockSite(runner, sock).start()
-            self._runner = runner
-            ready.set()
 
-        def run() -> None:
-            self._loop.run_until_complete(serve())
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="fake-replicate")
-        self._thread.start()
-        ready.wait(10)
+        self._server = BackgroundServer(routes, "fake-replicate")
+        port = self._server.start()
+        self.url = f"http://127.0.0.1:{port}"
         return self
 
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
+        self._server.stop()
 
     def _unauthorized(self, request: web.Request) -> web.Response | None:
         if request.headers.get("Authorization", "").startswith("Bearer "):
