@@ -76,16 +76,20 @@ class Store:
     #: that the WAL can restart; below it, checkpoints never block anyone (PASSIVE).
     WAL_RESTART_BYTES = 64 * 1024 * 1024
 
+    def wal_bytes(self) -> int:
+        """Size of SQLite's write-ahead log file (0 for PostgreSQL or when there is none)."""
+        if not self.is_sqlite:
+            return 0
+        try:
+            return os.stat(f"{self.engine.url.database or ''}-wal").st_size
+        except OSError:
+            return 0
+
     def checkpoint(self) -> None:
         """Copy the SQLite WAL into the database; the WAL restarts once it is fully copied."""
         if not self.is_sqlite:
             return
-        database = self.engine.url.database or ""
-        try:
-            wal_bytes = os.stat(f"{database}-wal").st_size
-        except OSError:
-            wal_bytes = 0
-        mode = "RESTART" if wal_bytes > self.WAL_RESTART_BYTES else "PASSIVE"
+        mode = "RESTART" if self.wal_bytes() > self.WAL_RESTART_BYTES else "PASSIVE"
         with self.engine.connect() as c:
             c.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
 
