@@ -90,6 +90,25 @@ class LogsRepo:
     def list_logs(self, org_id: str, where: LogFilter, *, offset: int, limit: int) -> Page:
         """One page of the caller's logs, newest first, with the total the filter matches."""
         lg = t.logs
+        conditions = self.conditions(org_id, where)
+        query = (
+            self.store._log_query()
+            .where(*conditions)
+            .order_by(lg.c.created_at.desc(), lg.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        count = sa.select(sa.func.count()).select_from(lg).where(*conditions)
+        with self.engine.connect() as c:
+            total = int(c.scalar(count) or 0)
+            rows = [_as_dict(r) for r in c.execute(query)] if offset < total else []
+        return Page(rows, total)
+
+    @staticmethod
+    def conditions(org_id: str, where: LogFilter) -> list[sa.ColumnElement[bool]]:
+        """The WHERE clause of a log listing. On PostgreSQL the substring searches match the
+        expressions of migration 0004's trigram indexes exactly, so those indexes apply."""
+        lg = t.logs
         conditions: list[sa.ColumnElement[bool]] = [lg.c.org_id == org_id]
         if where.project_id is not None:
             conditions.append(lg.c.project_id == where.project_id)
@@ -111,18 +130,7 @@ class LogsRepo:
             conditions.append(lg.c.created_at >= where.start)
         if where.end is not None:
             conditions.append(lg.c.created_at <= where.end)
-        query = (
-            self.store._log_query()
-            .where(*conditions)
-            .order_by(lg.c.created_at.desc(), lg.c.id.desc())
-            .offset(offset)
-            .limit(limit)
-        )
-        count = sa.select(sa.func.count()).select_from(lg).where(*conditions)
-        with self.engine.connect() as c:
-            total = int(c.scalar(count) or 0)
-            rows = [_as_dict(r) for r in c.execute(query)] if offset < total else []
-        return Page(rows, total)
+        return conditions
 
     def configs(self, org_id: str, config_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         m = t.model_configs

@@ -125,6 +125,20 @@ logs = sa.Table(
     sa.Index("ix_logs_org_reference", "org_id", "reference_id"),
 )
 
+#: PostgreSQL-only trigram indexes for the log searches (migration 0004_log_search creates them
+#: when pg_trgm is available). They are not in ``metadata``: it describes what every backend
+#: has, and comparing a database with it (tests, autogenerate) leaves these out.
+POSTGRESQL_SEARCH_INDEXES = frozenset(
+    {"ix_logs_search_inputs", "ix_logs_search_output", "ix_logs_search_metadata"}
+)
+
+
+def include_in_comparison(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """Alembic's ``include_object`` hook: skip the backend-specific search indexes."""
+    return not (type_ == "index" and name in POSTGRESQL_SEARCH_INDEXES)
+
 
 # --- feedback and feedback types (migration 0002_feedback) --------------------------------------
 
