@@ -322,6 +322,7 @@ def test_function_call_transcript(server: RunningServer, gemini: FakeGemini) -> 
         ("gemini-2.5-flash", 2000, {"thinkingBudget": 2000, "includeThoughts": True}),
         ("gemini-2.5-flash", 0, {"thinkingBudget": 0}),
         ("gemini-3-pro-preview", "high", {"thinkingLevel": "high", "includeThoughts": True}),
+        ("gemini-3-flash-preview", "medium", {"thinkingLevel": "medium", "includeThoughts": True}),
     ],
 )
 def test_reasoning_effort(
@@ -464,6 +465,13 @@ def test_refused_parameters(server: RunningServer, gemini: FakeGemini) -> None:
     response = server.post_chat(body(messages=named))
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "messages", 0, "name"]
+    # Gemini 3 Pro has thinking levels low and high only: medium is not moved to either.
+    medium = body(config={"model": "gemini-3-pro-preview", "reasoning_effort": "medium"})
+    response = server.post_chat(medium)
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", "model_config", "reasoning_effort"]
+    assert "google" in problem["msg"] and "low or high" in problem["msg"]
     assert gemini.requests == []
 
 

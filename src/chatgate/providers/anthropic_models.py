@@ -10,6 +10,7 @@ from __future__ import annotations
 
 #: (model-name prefix, maximum output tokens); the longest matching prefix wins.
 MAX_OUTPUT_TOKENS: tuple[tuple[str, int], ...] = (
+    ("claude-opus-4-8", 128_000),
     ("claude-opus-4-5", 64_000),
     ("claude-opus-4-1", 32_000),
     ("claude-opus-4", 32_000),

@@ -39,7 +39,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "SerializationException": (400, "invalid_request_error"),
     "UnrecognizedClientException": (403, "authentication_error"),
     "InvalidSignatureException": (403, "authentication_error"),
-    "IncompleteSignatureException": (403, "authentication_error"),
+    "IncompleteSignatureException": (400, "authentication_error"),
     "ExpiredTokenException": (403, "authentication_error"),
     "AccessDeniedException": (403, "permission_error"),
     "ResourceNotFoundException": (404, "not_found_error"),
@@ -48,7 +48,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "ModelStreamErrorException": (424, "api_error"),
     "ThrottlingException": (429, "rate_limit_error"),
     "ModelNotReadyException": (429, "overloaded_error"),
-    "ServiceQuotaExceededException": (429, "rate_limit_error"),
+    "ServiceQuotaExceededException": (400, "rate_limit_error"),
     "InternalServerException": (500, "api_error"),
     "ServiceUnavailableException": (503, "overloaded_error"),
 }

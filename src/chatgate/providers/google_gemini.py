@@ -86,6 +86,12 @@ THINKING_BUDGETS: dict[str, int] = {"low": 1024, "medium": 8192, "high": 24576}
 #: Models that take ``thinkingLevel`` (low / medium / high) instead of a token budget.
 THINKING_LEVEL_MODELS = ("gemini-3",)
 
+#: Thinking-level models that take fewer levels (Gemini 3 Pro has no ``medium``): a v4 effort
+#: they lack is refused rather than moved to a neighbouring level.
+THINKING_LEVELS_BY_MODEL: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("gemini-3-pro", ("low", "high")),
+)
+
 #: Models documented to return several candidates for ``candidateCount``; others get one
 #: concurrent call per sample.
 NATIVE_CANDIDATE_MODELS = ("gemini-1.5-", "gemini-2.0-", "gemini-2.5-")
@@ -216,7 +222,14 @@ def _thinking_config(effort: str | int, model: str) -> dict[str, Any]:
         return {"thinkingBudget": effort, "includeThoughts": True}
     if effort not in THINKING_BUDGETS:
         raise _refuse(("body", "reasoning_effort"), "reasoning_effort must be low, medium, high")
-    if model.removeprefix("models/").startswith(THINKING_LEVEL_MODELS):
+    name = model.removeprefix("models/")
+    if name.startswith(THINKING_LEVEL_MODELS):
+        for prefix, levels in THINKING_LEVELS_BY_MODEL:
+            if name.startswith(prefix) and effort not in levels:
+                raise _refuse(
+                    ("body", "model_config", "reasoning_effort"),
+                    f"{name} takes reasoning_effort {' or '.join(levels)}, not {effort}",
+                )
         return {"thinkingLevel": effort, "includeThoughts": True}
     return {"thinkingBudget": THINKING_BUDGETS[effort], "includeThoughts": True}
 
