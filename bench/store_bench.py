@@ -62,7 +62,8 @@ def make_record(
         created_at=created_at,
         inputs={"n": i},
         messages=MESSAGES,
-        output="I am fine, thank you for asking.",
+        # One log in 10,000 mentions a rare word: what a search for a particular case finds.
+        output="I am fine, thank you for asking." + (" Refund 7." if i % 10_000 == 7 else ""),
         raw_output="I am fine, thank you for asking.",
         output_message=OUTPUT_MESSAGE,
         finish_reason="stop",
@@ -148,11 +149,17 @@ def run(backend: str, rows: int, seconds: float) -> dict[str, float]:
         store = Store(url)
         store.upgrade()
         org_id, projects, populate_rate = populate(store, rows)
+        if not store.is_sqlite:
+            # What autovacuum does soon after a bulk load; measuring before it only measures
+            # whether autovacuum happened to run yet (visibility map, planner statistics).
+            with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.exec_driver_sql("VACUUM ANALYZE logs")
         writer_1 = asyncio.run(sustained_writer(store, org_id, projects[0], seconds, 1))
         writer_64 = asyncio.run(sustained_writer(store, org_id, projects[0], seconds, 64))
         p50, p90 = list_latency(store, org_id, projects, 200)
         api_page = api_list_latency(store, org_id, projects, 50)
         api_search = api_list_latency(store, org_id, projects, 10, search="thank you")
+        api_search_rare = api_list_latency(store, org_id, projects, 10, search="refund")
         api_metadata = api_list_latency(
             store, org_id, projects, 10, metadata_search='"customer": "c7"'
         )
@@ -165,6 +172,7 @@ def run(backend: str, rows: int, seconds: float) -> dict[str, float]:
         "list_p90_ms": p90,
         "api_page_ms": api_page,
         "api_search_ms": api_search,
+        "api_search_rare_ms": api_search_rare,
         "api_metadata_ms": api_metadata,
     }
 
@@ -179,16 +187,18 @@ def main() -> None:
     print(
         "| backend | rows | bulk insert rows/s | writer logs/s, 1 producer | writer logs/s, "
         "64 producers | 50 newest of a project p50 ms | p90 ms | GET /v4/logs page (with total) "
-        "p50 ms | with `search` p50 ms | with `metadata_search` p50 ms |"
+        "p50 ms | with `search` (every log matches) p50 ms | with `search` (1 log in 10,000) p50 ms "
+        "| with `metadata_search` (1 in 1,000) p50 ms |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for backend in backends:
         r = run(backend, args.rows, args.seconds)
         print(
             f"| {backend} | {args.rows:,} | {r['populate_rows_per_s']:,.0f} | "
             f"{r['writer_logs_per_s_c1']:,.0f} | {r['writer_logs_per_s_c64']:,.0f} | "
             f"{r['list_p50_ms']:.2f} | {r['list_p90_ms']:.2f} | {r['api_page_ms']:.1f} | "
-            f"{r['api_search_ms']:.1f} | {r['api_metadata_ms']:.1f} |",
+            f"{r['api_search_ms']:.1f} | {r['api_search_rare_ms']:.1f} | "
+            f"{r['api_metadata_ms']:.1f} |",
             flush=True,
         )
 
