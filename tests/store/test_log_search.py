@@ -111,3 +111,44 @@ def test_postgresql_search_conditions_are_served_by_the_trigram_indexes(store: S
     assert "Seq Scan" not in plan, plan
     plan = _plan(store, LogFilter(metadata_search='"tier": 2'))
     assert "ix_logs_search_metadata" in plan and "Seq Scan" not in plan, plan
+
+
+def test_without_pg_trgm_rights_the_migration_leaves_the_indexes_out_and_search_works(
+    postgres_server: str,
+) -> None:
+    """A managed database where the owner may not create extensions: still migrates, still
+    searches (by scanning)."""
+    import uuid
+
+    import psycopg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    role = f"r_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+        admin.execute(f'CREATE DATABASE "{name}"')  # owned by the superuser, not by the role
+    with psycopg.connect(
+        postgres_server.replace("/postgres?", f"/{name}?", 1), autocommit=True
+    ) as db:
+        db.execute(f'GRANT CONNECT ON DATABASE "{name}" TO "{role}"')
+        db.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{role}"')
+    url = postgres_server.replace("postgres:@/postgres?", f"{role}:@/{name}?", 1)
+    store = Store(url)
+    try:
+        store.upgrade()
+        with store.engine.connect() as c:
+            indexes = {
+                row[0]
+                for row in c.exec_driver_sql(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'logs'"
+                )
+            }
+        assert "ix_logs_org_project_created" in indexes
+        assert not indexes & {"ix_logs_search_inputs", "ix_logs_search_output"}
+        org_id, project_id = _fill(store)
+        assert _ids(store, org_id, LogFilter(project_id=project_id, search="zanzibar")) == [
+            f"data_{FILLER:08d}",
+            f"data_{FILLER + 1:08d}",
+        ]
+    finally:
+        store.close()
