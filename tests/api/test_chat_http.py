@@ -664,6 +664,39 @@ def test_cached_and_reasoning_tokens_are_logged_and_priced(
     # o4-mini per 1M tokens: input 1.10, cached input 0.275, output (reasoning included) 4.40
     assert log["prompt_cost"] == pytest.approx((76 * 1.1 + 1024 * 0.275) / 1e6)
     assert log["output_cost"] == pytest.approx(generated * 4.4 / 1e6)
+    with server.client() as client:
+        listed = client.get("/logs", params={"project_id": log["project_id"]}).json()["records"]
+    assert [(r["id"], r["cache_read_tokens"], r["reasoning_tokens"]) for r in listed] == [
+        (log["id"], 1024, 64)
+    ]
+
+
+def test_deepseek_cache_hits_are_cache_reads(tmp_path: Any, fake: FakeOpenAI) -> None:
+    import json
+    from pathlib import Path
+
+    from tests.conftest import start_server
+
+    transcript = Path(__file__).parents[1] / "fixtures" / "deepseek" / "reasoner_cache_hit.json"
+    fake.enqueue(json_body=json.loads(transcript.read_text()))
+    env = {"DEEPSEEK_BASE_URL": fake.url, "DEEPSEEK_API_KEY": "sk-deepseek-0123456789"}
+    runner, running = start_server(tmp_path, "", vendor_env=env)
+    with runner:
+        payload = body(model_config={"provider": "deepseek", "model": "deepseek-reasoner"})
+        result = running.post_chat(payload).json()
+        with running.client() as client:
+            log = client.get(f"/logs/{result['data'][0]['id']}").json()
+    assert result["usage"] == {
+        "prompt_tokens": 1100,
+        "generation_tokens": 120,
+        "total_tokens": 1220,
+        "reasoning_tokens": 108,
+        "cache_read_tokens": 1024,  # prompt_cache_hit_tokens
+    }
+    assert (log["cache_read_tokens"], log["reasoning_tokens"]) == (1024, 108)
+    # deepseek-reasoner per 1M tokens: cache miss 0.55, cache hit 0.14, output 2.19
+    assert log["prompt_cost"] == pytest.approx((76 * 0.55 + 1024 * 0.14) / 1e6)
+    assert log["output_cost"] == pytest.approx(120 * 2.19 / 1e6)
 
 
 def test_operator_prices_override_the_table(tmp_path: Any, fake: FakeOpenAI) -> None:
