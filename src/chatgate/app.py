@@ -74,6 +74,9 @@ def tune_gc() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # Loaded when the app is built, not in the lifespan: a bad price file then stops
+    # create_app with its own message instead of failing uvicorn's start-up.
+    prices = PriceTable(settings.prices_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,7 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             writer=writer,
             http=http,
             durable=settings.log_commit == "durable",
-            prices=PriceTable(settings.prices_file),
+            prices=prices,
         )
         app.state.chatgate = AppState(settings, store, writer, http, auth, service)
         flusher = asyncio.create_task(_flush_last_used(auth))

@@ -148,9 +148,20 @@ class ModelConfig:
 
 @dataclass(frozen=True, slots=True)
 class Usage:
+    """Token counts of one call or sample, as the provider reported them.
+
+    ``prompt_tokens`` is every input token the model read, cached or not, so that it means the
+    same on every provider; the cache counts are the parts of it read from (``cache_read_tokens``)
+    or written to (``cache_write_tokens``) the provider's prompt cache. Likewise
+    ``reasoning_tokens`` is the part of ``generation_tokens`` spent thinking. The optional counts
+    are None when the provider did not report them, never an invented zero.
+    """
+
     prompt_tokens: int
     generation_tokens: int
     reasoning_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
     @property
     def total_tokens(self) -> int:
@@ -162,19 +173,31 @@ class Usage:
             "generation_tokens": self.generation_tokens,
             "total_tokens": self.total_tokens,
         }
-        if self.reasoning_tokens is not None:
-            out["reasoning_tokens"] = self.reasoning_tokens
+        for name in _OPTIONAL_USAGE:
+            value = getattr(self, name)
+            if value is not None:
+                out[name] = value
         return out
 
     def __add__(self, other: Usage) -> Usage:
-        reasoning = None
-        if self.reasoning_tokens is not None or other.reasoning_tokens is not None:
-            reasoning = (self.reasoning_tokens or 0) + (other.reasoning_tokens or 0)
         return Usage(
             self.prompt_tokens + other.prompt_tokens,
             self.generation_tokens + other.generation_tokens,
-            reasoning,
+            reasoning_tokens=_add_reported(self.reasoning_tokens, other.reasoning_tokens),
+            cache_read_tokens=_add_reported(self.cache_read_tokens, other.cache_read_tokens),
+            cache_write_tokens=_add_reported(self.cache_write_tokens, other.cache_write_tokens),
         )
+
+
+#: Usage's optional counts, in field order (chatgate extensions of the v4 ``Usage``).
+_OPTIONAL_USAGE = ("reasoning_tokens", "cache_read_tokens", "cache_write_tokens")
+
+
+def _add_reported(a: int | None, b: int | None) -> int | None:
+    """A sum of counts that is None only when neither side reported one."""
+    if a is None and b is None:
+        return None
+    return (a or 0) + (b or 0)
 
 
 @dataclass(slots=True)  # not frozen: see the module docstring
@@ -234,6 +257,9 @@ class LogRecord:
     prompt_tokens: int | None = None
     output_tokens: int | None = None
     reasoning_tokens: int | None = None
+    #: Parts of ``prompt_tokens`` read from / written to the provider's prompt cache (see Usage).
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
     duration: float | None = None
     provider_latency: float | None = None
     provider_request: JSON = None

@@ -60,7 +60,8 @@ class Settings(BaseSettings):
     #: Seconds allowed to connect to a provider.
     provider_connect_timeout_seconds: float = 10.0
     #: A JSON file of prices (USD per 1M tokens) that adds to or overrides the built-in table:
-    #: ``{"openai": {"gpt-4o": {"input": 2.5, "output": 10}}}``.
+    #: ``{"openai": {"gpt-4o": {"input": 2.5, "output": 10, "cached_input": 1.25}}}`` (optional
+    #: per model: ``cached_input``, ``cache_write``, ``reasoning``; see providers/prices.py).
     prices_file: Path | None = None
     #: Retries of a provider call that failed with 429, 5xx or a connection error, before any
     #: byte reached the client; exponential backoff with jitter, honouring Retry-After.

@@ -207,6 +207,7 @@ def test_every_response_key_is_present(server: RunningServer, fake: FakeOpenAI) 
         "generation_tokens": 2,
         "total_tokens": 3,
         "reasoning_tokens": 0,
+        "cache_read_tokens": 0,
     }
     assert result["provider_responses"][0]["object"] == "chat.completion"
 
@@ -618,6 +619,86 @@ def test_price_table_gives_costs_and_unknown_models_none(
     assert other["prompt_cost"] is None and other["output_cost"] is None
 
 
+def stream_log(server: RunningServer, payload: dict[str, Any]) -> dict[str, Any]:
+    """Stream a chat; the log of its (single) sample, fetched over HTTP."""
+    from tests.api.test_streaming import parse_frames
+
+    with server.client() as client:
+        response = client.post("/chat", json={**payload, "stream": True})
+        assert response.status_code == 200, response.text
+        frames = parse_frames(response.content)[0]
+        log: dict[str, Any] = client.get(f"/logs/{frames[0]['data'][0]['id']}").json()
+    assert log["prompt_tokens"] is not None, "the stream's usage chunk was recorded"
+    return {"usage": frames[-1]["usage"], **log}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_cached_and_reasoning_tokens_are_logged_and_priced(
+    server: RunningServer, fake: FakeOpenAI, stream: bool
+) -> None:
+    # OpenAI caches prompts of 1024 tokens and more: 1100 prompt tokens, 1024 of them a cache hit.
+    fake.cached_tokens, fake.reasoning_tokens = 1024, 64
+    payload = body(
+        model_config={"model": "o4-mini-2025-04-16"},
+        messages=[{"role": "user", "content": " ".join(["word"] * 1100)}],
+    )
+    if stream:
+        log = stream_log(server, payload)
+        usage = log["usage"]
+    else:
+        result = chat_ok(server, **payload)
+        usage = result["usage"]
+        with server.client() as client:
+            log = client.get(f"/logs/{result['data'][0]['id']}").json()
+    generated = 1101 + 64  # "Echo: " + the 1100 words, and the hidden reasoning
+    assert usage == {
+        "prompt_tokens": 1100,
+        "generation_tokens": generated,
+        "total_tokens": 1100 + generated,
+        "reasoning_tokens": 64,
+        "cache_read_tokens": 1024,
+    }
+    assert (log["prompt_tokens"], log["output_tokens"]) == (1100, generated)
+    assert (log["cache_read_tokens"], log["cache_write_tokens"]) == (1024, None)
+    assert log["reasoning_tokens"] == 64
+    # o4-mini per 1M tokens: input 1.10, cached input 0.275, output (reasoning included) 4.40
+    assert log["prompt_cost"] == pytest.approx((76 * 1.1 + 1024 * 0.275) / 1e6)
+    assert log["output_cost"] == pytest.approx(generated * 4.4 / 1e6)
+    with server.client() as client:
+        listed = client.get("/logs", params={"project_id": log["project_id"]}).json()["records"]
+    assert [(r["id"], r["cache_read_tokens"], r["reasoning_tokens"]) for r in listed] == [
+        (log["id"], 1024, 64)
+    ]
+
+
+def test_deepseek_cache_hits_are_cache_reads(tmp_path: Any, fake: FakeOpenAI) -> None:
+    import json
+    from pathlib import Path
+
+    from tests.conftest import start_server
+
+    transcript = Path(__file__).parents[1] / "fixtures" / "deepseek" / "reasoner_cache_hit.json"
+    fake.enqueue(json_body=json.loads(transcript.read_text()))
+    env = {"DEEPSEEK_BASE_URL": fake.url, "DEEPSEEK_API_KEY": "sk-deepseek-0123456789"}
+    runner, running = start_server(tmp_path, "", vendor_env=env)
+    with runner:
+        payload = body(model_config={"provider": "deepseek", "model": "deepseek-reasoner"})
+        result = running.post_chat(payload).json()
+        with running.client() as client:
+            log = client.get(f"/logs/{result['data'][0]['id']}").json()
+    assert result["usage"] == {
+        "prompt_tokens": 1100,
+        "generation_tokens": 120,
+        "total_tokens": 1220,
+        "reasoning_tokens": 108,
+        "cache_read_tokens": 1024,  # prompt_cache_hit_tokens
+    }
+    assert (log["cache_read_tokens"], log["reasoning_tokens"]) == (1024, 108)
+    # deepseek-reasoner per 1M tokens: cache miss 0.55, cache hit 0.14, output 2.19
+    assert log["prompt_cost"] == pytest.approx((76 * 0.55 + 1024 * 0.14) / 1e6)
+    assert log["output_cost"] == pytest.approx(120 * 2.19 / 1e6)
+
+
 def test_operator_prices_override_the_table(tmp_path: Any, fake: FakeOpenAI) -> None:
     import json
 
@@ -633,6 +714,50 @@ def test_operator_prices_override_the_table(tmp_path: Any, fake: FakeOpenAI) -> 
         with running.client() as client:
             log = client.get(f"/logs/{result['data'][0]['id']}").json()
     assert (log["prompt_cost"], log["output_cost"]) == (1.0, 4.0)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_operator_prices_for_cache_reads_and_reasoning(
+    tmp_path: Any, fake: FakeOpenAI, stream: bool
+) -> None:
+    import json
+
+    from tests.conftest import start_server
+
+    prices = tmp_path / "prices.json"
+    # USD per 1M tokens, so per token: input 1, output 2, cache read 0.5, reasoning 3.
+    entry = {"input": 1e6, "output": 2e6, "cached_input": 5e5, "reasoning": 3e6}
+    prices.write_text(json.dumps({"openai": {"my-reasoner": entry}}))
+    fake.cached_tokens, fake.reasoning_tokens = 2, 5
+    payload = body(
+        model_config={"model": "my-reasoner"}, messages=[{"role": "user", "content": "a b c d"}]
+    )
+    runner, running = start_server(tmp_path, fake.url, prices_file=prices)
+    with runner:
+        if stream:
+            log = stream_log(running, payload)
+        else:
+            result = running.post_chat(payload).json()
+            with running.client() as client:
+                log = client.get(f"/logs/{result['data'][0]['id']}").json()
+    # 4 prompt tokens, 2 of them cached; "Echo: a b c d" is 5 tokens, plus 5 of reasoning
+    assert (log["prompt_tokens"], log["cache_read_tokens"], log["output_tokens"]) == (4, 2, 10)
+    assert log["prompt_cost"] == 2 * 1 + 2 * 0.5
+    assert log["output_cost"] == 5 * 2 + 5 * 3
+
+
+def test_a_bad_price_file_is_refused_naming_the_entry(tmp_path: Any) -> None:
+    import json
+
+    from chatgate.app import create_app
+    from chatgate.providers.prices import PriceFileError
+    from chatgate.settings import Settings
+
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"openai": {"gpt-4o": {"input": 2.5, "output": -10}}}))
+    settings = Settings(data_dir=tmp_path, prices_file=prices)
+    with pytest.raises(PriceFileError, match=r"\['openai'\]\['gpt-4o'\]\['output'\]"):
+        create_app(settings)
 
 
 def test_timeouts_are_configurable_per_provider(tmp_path: Any, fake: FakeOpenAI) -> None:

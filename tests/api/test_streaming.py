@@ -73,6 +73,7 @@ def test_frames_are_v4_chat_responses_with_raw_deltas(
         "generation_tokens": 5,
         "total_tokens": 9,
         "reasoning_tokens": 0,
+        "cache_read_tokens": 0,
     }
     assert last["provider_request"]["stream"] is True
     assert last["provider_responses"][0]["object"] == "chat.completion"

@@ -18,9 +18,13 @@ from tests.fakes.openai_server import FakeOpenAI
 
 
 def run(
-    data_dir: Path, *args: str, stdin: str | None = None, check: bool = True
+    data_dir: Path,
+    *args: str,
+    stdin: str | None = None,
+    check: bool = True,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CHATGATE_DATA_DIR": str(data_dir), "COLUMNS": "200"}
+    env = {**os.environ, "CHATGATE_DATA_DIR": str(data_dir), "COLUMNS": "200", **(extra_env or {})}
     env.pop("CHATGATE_DATABASE_URL", None)
     result = subprocess.run(
         [sys.executable, "-m", "chatgate", *args],
@@ -162,6 +166,17 @@ def test_provider_keys_set_is_used_and_encrypted(served, fake: FakeOpenAI) -> No
     for path in data_dir.iterdir():
         if path.is_file():
             assert secret.encode() not in path.read_bytes()
+
+
+def test_serve_refuses_a_bad_price_file_naming_the_entry(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"openai": {"my-model": {"input": 1, "cached_input": 0.5}}}))
+    env = {"CHATGATE_PRICES_FILE": str(prices)}
+    result = run(tmp_path, "serve", "--port", str(free_port()), check=False, extra_env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "CHATGATE_PRICES_FILE" in result.stderr
+    assert "['openai']['my-model'] is missing output" in result.stderr
+    assert "listening" not in result.stdout
 
 
 def test_db_upgrade(tmp_path: Path) -> None:

@@ -366,3 +366,25 @@ def test_a_logged_config_with_tools_is_readable_by_the_sdk(hl: Humanloop, fake: 
     log = hl.logs.get(id=response.data[0].id)
     assert log.config.tools[0].name == "lookup"  # parsed as the SDK's ModelConfigResponse
     assert log.config.tools[0].id == f"{log.config_id}_tool_0"
+
+
+def test_cache_and_reasoning_counts_are_extra_fields_the_sdk_accepts(
+    hl: Humanloop, fake: FakeOpenAI
+) -> None:
+    """The counts v4 has no field for arrive as additional keys: the typed SDK objects ignore
+    them and keep working, the SDK's raw responses carry them."""
+    fake.cached_tokens, fake.reasoning_tokens = 1024, 8
+    request = {
+        "project": "p",
+        "model_config": {"model": "o4-mini"},
+        "messages": [{"role": "user", "content": " ".join(["word"] * 1100)}],
+    }
+    typed = hl.chat(**request)
+    assert typed.usage.prompt_tokens == 1100 and typed.usage.generation_tokens == 1101 + 8
+    raw = hl.chats.raw.create(**request).body
+    assert raw["usage"]["cache_read_tokens"] == 1024 and raw["usage"]["reasoning_tokens"] == 8
+    log = hl.logs.get(id=typed.data[0].id)
+    assert log.prompt_tokens == 1100 and log.prompt_cost is not None
+    raw_log = hl.logs.raw.get(id=typed.data[0].id).body
+    assert raw_log["cache_read_tokens"] == 1024 and raw_log["cache_write_tokens"] is None
+    assert raw_log["reasoning_tokens"] == 8

@@ -4,7 +4,11 @@ It runs on 127.0.0.1 in its own thread and event loop, records every request it 
 headers, JSON body), and answers deterministically:
 
 * default reply per choice: ``Echo: <last user text>`` (choice ``i > 0`` appends `` #i``), with
-  ``usage`` counted in whitespace words;
+  ``usage`` counted in whitespace words and OpenAI's ``prompt_tokens_details`` /
+  ``completion_tokens_details``; setting :attr:`FakeOpenAI.cached_tokens` (a prompt-cache hit,
+  part of ``prompt_tokens``) or :attr:`FakeOpenAI.reasoning_tokens` (hidden reasoning, part of
+  ``completion_tokens``) makes the default answers report them, as a cached prompt or an
+  o-series model does;
 * when the request offers tools and ``tool_choice`` is ``required`` or names a function, a tool
   call whose arguments are ``{"q": <last user text>}``;
 * scripted answers queued with :meth:`FakeOpenAI.enqueue` (status + JSON body, or raw bytes) win
@@ -58,6 +62,10 @@ class FakeOpenAI:
     stream_bytes_written: int = 0
     #: Seconds between default stream chunks.
     chunk_delay: float = 0.0
+    #: Prompt tokens the default answers report as served from OpenAI's prompt cache.
+    cached_tokens: int = 0
+    #: Reasoning tokens the default answers report (and add to ``completion_tokens``).
+    reasoning_tokens: int = 0
 
     def enqueue(
         self,
@@ -79,6 +87,8 @@ class FakeOpenAI:
         self.completed_streams = 0
         self.stream_bytes_written = 0
         self.chunk_delay = 0.0
+        self.cached_tokens = 0
+        self.reasoning_tokens = 0
 
     @property
     def last(self) -> Recorded:
@@ -117,9 +127,10 @@ class FakeOpenAI:
             return web.json_response(
                 scripted.json_body, status=scripted.status, headers=scripted.headers
             )
+        hidden = {"cached_tokens": self.cached_tokens, "reasoning_tokens": self.reasoning_tokens}
         if body.get("stream"):
-            return await self._stream(request, sse_pieces(body), self.chunk_delay)
-        return web.json_response(completion(body))
+            return await self._stream(request, sse_pieces(body, **hidden), self.chunk_delay)
+        return web.json_response(completion(body, **hidden))
 
     async def _stream(
         self, request: web.Request, pieces: list[bytes], delay: float
@@ -150,7 +161,9 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
-def completion(body: dict[str, Any]) -> dict[str, Any]:
+def completion(
+    body: dict[str, Any], *, cached_tokens: int = 0, reasoning_tokens: int = 0
+) -> dict[str, Any]:
     """The fake's default chat.completion for a request body."""
     text = _last_user_text(body)
     choice = body.get("tool_choice")
@@ -189,6 +202,9 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
             {"index": index, "message": message, "logprobs": None, "finish_reason": finish}
         )
     prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
+    # Both are parts of the totals on OpenAI's wire, never additions to them.
+    assert cached_tokens <= prompt, "a cache hit cannot exceed the prompt"
+    generated += reasoning_tokens
     return {
         "id": "chatcmpl-fake123",
         "object": "chat.completion",
@@ -200,7 +216,13 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
             "prompt_tokens": prompt,
             "completion_tokens": generated,
             "total_tokens": prompt + generated,
-            "completion_tokens_details": {"reasoning_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": cached_tokens, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": reasoning_tokens,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
         },
     }
 
@@ -225,10 +247,12 @@ def _chunk(body: dict[str, Any], choices: list[dict[str, Any]], usage: Any = Non
     return b"data: " + json.dumps(payload).encode() + b"\n\n"
 
 
-def sse_pieces(body: dict[str, Any]) -> list[bytes]:
+def sse_pieces(
+    body: dict[str, Any], *, cached_tokens: int = 0, reasoning_tokens: int = 0
+) -> list[bytes]:
     """The default completion as OpenAI streams it: a role chunk, content word by word (choices
     interleaved), tool-call arguments in two halves, finish chunks, a usage chunk, ``[DONE]``."""
-    full = completion(body)
+    full = completion(body, cached_tokens=cached_tokens, reasoning_tokens=reasoning_tokens)
     pieces: list[bytes] = []
     for choice in full["choices"]:
         delta = {"role": "assistant", "content": "", "refusal": None}

@@ -337,10 +337,22 @@ COMPARED = (
     "prompt_tokens",
     "output_tokens",
     "reasoning_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "prompt_cost",
+    "output_cost",
     "provider_response",
     "messages",
     "error",
 )
+
+#: The transcript's usage (472 uncached input tokens, 100 written to the cache, 20 read from it,
+#: 89 output) at claude-sonnet-4's prices (USD per 1M: input 3, cache write 3.75, cache read 0.30,
+#: output 15).
+TRANSCRIPT_COSTS = {
+    "prompt_cost": pytest.approx((472 * 3 + 100 * 3.75 + 20 * 0.3) / 1e6),
+    "output_cost": pytest.approx(89 * 15 / 1e6),
+}
 
 
 def test_non_streamed_call_with_thinking_and_tool_use(
@@ -385,12 +397,21 @@ def test_non_streamed_call_with_thinking_and_tool_use(
             "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP",
         },
     ]
-    # cache writes (100) and reads (20) are prompt tokens too
-    assert result["usage"] == {"prompt_tokens": 592, "generation_tokens": 89, "total_tokens": 681}
+    # cache writes (100) and reads (20) are prompt tokens too, and are also reported apart
+    assert result["usage"] == {
+        "prompt_tokens": 592,
+        "generation_tokens": 89,
+        "total_tokens": 681,
+        "cache_read_tokens": 20,
+        "cache_write_tokens": 100,
+    }
     assert result["provider_responses"] == [fixture_json("message_thinking_tool_use.json")]
     log = get_log(server, data["id"])
     assert log["provider_response"] == fixture_json("message_thinking_tool_use.json")
     assert log["prompt_tokens"] == 592 and log["output_tokens"] == 89
+    assert (log["cache_read_tokens"], log["cache_write_tokens"]) == (20, 100)
+    assert log["reasoning_tokens"] is None  # thinking is inside output_tokens, not counted apart
+    assert {k: log[k] for k in TRANSCRIPT_COSTS} == TRANSCRIPT_COSTS
 
 
 def test_thinking_and_tool_results_go_back_on_the_next_turn(
@@ -458,6 +479,9 @@ def test_streamed_log_equals_the_non_streamed_log(
     streamed_log = get_log(server, last["data"][0]["id"])
     for key in COMPARED:
         assert streamed_log[key] == plain_log[key], key
+    # message_start carried the cache counts, message_delta the final output count
+    assert (streamed_log["cache_read_tokens"], streamed_log["cache_write_tokens"]) == (20, 100)
+    assert {k: streamed_log[k] for k in TRANSCRIPT_COSTS} == TRANSCRIPT_COSTS
 
 
 def test_default_replies_streamed_and_not_store_the_same_log(
@@ -587,7 +611,13 @@ def test_num_samples_runs_concurrent_calls_with_usage_per_sample(
     # each sample's log carries its own call's usage; the call's usage is their sum
     logs = [get_log(server, d["id"]) for d in result["data"]]
     assert [(log["prompt_tokens"], log["output_tokens"]) for log in logs] == [(4, 5), (4, 5)]
-    assert result["usage"] == {"prompt_tokens": 8, "generation_tokens": 10, "total_tokens": 18}
+    assert result["usage"] == {
+        "prompt_tokens": 8,
+        "generation_tokens": 10,
+        "total_tokens": 18,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+    }
 
 
 def test_num_samples_streamed_interleaves_both_samples(

@@ -243,7 +243,13 @@ def test_transcript_streamed_and_not_log_the_same(server: RunningServer, azure: 
     assert azure.last.body["stream"] is True
     assert azure.last.body["stream_options"] == {"include_usage": True}
     assert "".join(f["data"][0]["output"] for f in frames) == "Paris is the capital of France."
-    usage = {"prompt_tokens": 14, "generation_tokens": 8, "total_tokens": 22, "reasoning_tokens": 0}
+    usage = {
+        "prompt_tokens": 14,
+        "generation_tokens": 8,
+        "total_tokens": 22,
+        "reasoning_tokens": 0,
+        "cache_read_tokens": 0,  # Azure reports prompt_tokens_details.cached_tokens as OpenAI does
+    }
     assert plain["usage"] == usage and frames[-1]["usage"] == usage
     assert plain["provider_responses"] == [fixture("chat_completion.json")]
     assert frames[-1]["provider_responses"] == [fixture("chat_completion.json")]

@@ -408,6 +408,8 @@ COMPARED = (
     "prompt_tokens",
     "output_tokens",
     "reasoning_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
     "provider_response",
     "messages",
     "error",
@@ -465,11 +467,22 @@ def test_non_streamed_call_with_reasoning_and_tool_use(
             "signature": "EqQBCkgIARABGAIiQFakeSignatureForTests==",
         }
     ]
-    # cache reads (20) are prompt tokens too
-    assert v4["usage"] == {"prompt_tokens": 432, "generation_tokens": 96, "total_tokens": 528}
+    # cache reads (20) are prompt tokens too, and are also reported apart
+    assert v4["usage"] == {
+        "prompt_tokens": 432,
+        "generation_tokens": 96,
+        "total_tokens": 528,
+        "cache_read_tokens": 20,
+        "cache_write_tokens": 0,
+    }
     assert v4["provider_responses"] == [recorded]
     log = get_log(server, data["id"])
     assert log["provider_response"] == recorded
+    assert (log["prompt_tokens"], log["cache_read_tokens"], log["cache_write_tokens"]) == (
+        432,
+        20,
+        0,
+    )
     assert SECRET_KEY not in json.dumps(log) and SESSION_TOKEN not in json.dumps(log)
 
 
@@ -528,6 +541,7 @@ def test_streamed_log_equals_the_non_streamed_log(
     assert last["data"][0]["finish_reason"] == "tool_call"
     assert last["provider_responses"] == [recorded]  # the reassembled response
     assert last["usage"] == plain["usage"]
+    assert (last["usage"]["cache_read_tokens"], last["usage"]["cache_write_tokens"]) == (20, 0)
     plain_log = get_log(server, plain["data"][0]["id"])
     streamed_log = get_log(server, last["data"][0]["id"])
     for key in COMPARED:

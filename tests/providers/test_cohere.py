@@ -323,6 +323,8 @@ COMPARED = (
     "prompt_tokens",
     "output_tokens",
     "reasoning_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
     "provider_response",
     "messages",
     "error",

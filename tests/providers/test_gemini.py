@@ -368,6 +368,41 @@ def test_thinking_transcript_streamed_and_not_log_the_same(
     assert logs[0]["provider_request"] == logs[1]["provider_request"]
 
 
+def test_cached_prompt_and_thoughts_are_logged_and_priced_streamed_and_not(
+    server: RunningServer, gemini: FakeGemini
+) -> None:
+    gemini.enqueue(json_body=fixture("cached_prompt_response.json"))
+    payload = body(config={"model": "gemini-2.5-flash"})
+    plain = chat(server, payload)
+    gemini.enqueue(pieces=fixture_pieces("cached_prompt_stream.sse"))
+    frames = stream(server, payload)
+    # 2048 of the 2110 prompt tokens came from the cache; 61 thoughts and 8 answer tokens
+    usage = {
+        "prompt_tokens": 2110,
+        "generation_tokens": 69,
+        "total_tokens": 2179,
+        "reasoning_tokens": 61,
+        "cache_read_tokens": 2048,
+    }
+    assert plain["usage"] == usage and frames[-1]["usage"] == usage
+    # gemini-2.5-flash per 1M tokens: input 0.30, cached input 0.03, output (thinking incl.) 2.50
+    costs = {
+        "prompt_cost": pytest.approx((62 * 0.3 + 2048 * 0.03) / 1e6),
+        "output_cost": pytest.approx(69 * 2.5 / 1e6),
+    }
+    for log in (
+        get_log(server, plain["data"][0]["id"]),
+        get_log(server, frames[0]["data"][0]["id"]),
+    ):
+        assert (log["prompt_tokens"], log["output_tokens"], log["reasoning_tokens"]) == (
+            2110,
+            69,
+            61,
+        )
+        assert (log["cache_read_tokens"], log["cache_write_tokens"]) == (2048, None)
+        assert {k: log[k] for k in costs} == costs
+
+
 def test_default_stream_matches_non_streamed(server: RunningServer, gemini: FakeGemini) -> None:
     payload = body(config={"model": "gemini-2.5-flash", "reasoning_effort": "low"})
     plain = chat(server, payload)
@@ -393,7 +428,12 @@ def test_finish_reasons(server: RunningServer, gemini: FakeGemini) -> None:
     gemini.enqueue(json_body=fixture("text_response.json"))
     result = chat(server, body())
     assert result["data"][0]["output"] == "Paris is the capital of France."
-    assert result["usage"] == {"prompt_tokens": 12, "generation_tokens": 7, "total_tokens": 19}
+    assert result["usage"] == {
+        "prompt_tokens": 12,
+        "generation_tokens": 7,
+        "total_tokens": 19,
+        "cache_read_tokens": 4,  # cachedContentTokenCount, a part of promptTokenCount
+    }
 
 
 # --- errors ---------------------------------------------------------------------------------

@@ -127,6 +127,8 @@ def test_log_round_trip_keeps_every_field(store: Store) -> None:
         prompt_tokens=3,
         output_tokens=4,
         reasoning_tokens=0,
+        cache_read_tokens=2,
+        cache_write_tokens=0,
         duration=0.5,
         provider_latency=0.25,
         provider_request={"model": "gpt-4o"},
@@ -153,6 +155,8 @@ def test_log_round_trip_keeps_every_field(store: Store) -> None:
         "prompt_tokens",
         "output_tokens",
         "reasoning_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
         "duration",
         "provider_latency",
         "provider_request",
@@ -190,21 +194,35 @@ def test_provider_keys_are_replaced(store: Store) -> None:
     assert store.provider_key(org_id, "groq") is None
 
 
+def insert_as_then(store: Store, log: LogRecord) -> None:
+    """Insert ``log`` with only the columns the database's current schema has (those that only
+    POST /v4/logs sets, such as ``updated_at``, are not LogRecord fields: left null)."""
+    logs_then = sa.Table("logs", sa.MetaData(), autoload_with=store.engine)
+    with store.engine.begin() as connection:
+        connection.execute(
+            logs_then.insert(), [{c.name: getattr(log, c.name, None) for c in logs_then.columns}]
+        )
+
+
 def test_migrating_a_populated_database_keeps_its_data(database_url: str) -> None:
     store = Store(database_url)
     upgrade(store.engine, "0001_initial")
     org_id = store.get_or_create_org("acme")
-    old = record(store, org_id, "data_old", output="kept")
-    # Written as the 0001 schema knew it: only the columns that existed then.
-    logs_then = sa.Table("logs", sa.MetaData(), autoload_with=store.engine)
-    with store.engine.begin() as connection:
-        connection.execute(
-            logs_then.insert(),
-            [{c.name: getattr(old, c.name) for c in logs_then.columns}],
-        )
+    insert_as_then(store, record(store, org_id, "data_old", output="kept"))
+    # Then a log as 0003 knew it, so that 0004 (the cache token columns) meets one too.
+    upgrade(store.engine, "0003_deployments")
+    insert_as_then(store, record(store, org_id, "data_0003", output="also kept", prompt_tokens=9))
     store.upgrade()
-    row = store.log(org_id, "data_old")
-    assert row is not None and row["output"] == "kept"
+    for log_id, output in (("data_old", "kept"), ("data_0003", "also kept")):
+        row = store.log(org_id, log_id)
+        assert row is not None and row["output"] == output
+        # logs from before 0004 did not say: null, never an invented zero
+        assert row["cache_read_tokens"] is None and row["cache_write_tokens"] is None
+    store.insert_logs(
+        [record(store, org_id, "data_new", cache_read_tokens=3, cache_write_tokens=4)]
+    )
+    new = store.log(org_id, "data_new")
+    assert new is not None and (new["cache_read_tokens"], new["cache_write_tokens"]) == (3, 4)
     with store.engine.connect() as connection:
         assert (
             compare_metadata(

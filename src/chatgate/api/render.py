@@ -146,6 +146,8 @@ def log_response(
         "prompt_tokens": prompt,
         "output_tokens": output,
         "reasoning_tokens": row["reasoning_tokens"],
+        "cache_read_tokens": row["cache_read_tokens"],
+        "cache_write_tokens": row["cache_write_tokens"],
         "tokens": prompt + output if prompt is not None and output is not None else None,
         "prompt_cost": row.get("prompt_cost"),
         "output_cost": row.get("output_cost"),

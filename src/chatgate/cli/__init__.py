@@ -63,10 +63,18 @@ def serve(
 
     Set-up (migrations, the first key) happens once, here, before any worker starts.
     """
+    from chatgate.providers.prices import PriceFileError, PriceTable
     from chatgate.services.auth import create_key
     from chatgate.services.credentials import load_or_create_secret
 
     settings = Settings()
+    try:
+        PriceTable(settings.prices_file)  # a bad CHATGATE_PRICES_FILE stops here, not in a worker
+    except PriceFileError as exc:
+        from rich.markup import escape
+
+        err_console.print(f"[red]CHATGATE_PRICES_FILE:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
     host = host or settings.host
     port = port or settings.port
     store = _store(settings)

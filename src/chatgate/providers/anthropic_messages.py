@@ -314,14 +314,19 @@ def build_body(call: ChatCall, spec: ProviderSpec) -> dict[str, Any]:
 
 
 def usage_from(payload: dict[str, Any] | None) -> Usage | None:
-    """Cache writes and reads are input too: all three count as v4 ``prompt_tokens``."""
+    """``input_tokens`` leaves out the cache: v4 ``prompt_tokens`` is it plus the cache writes
+    (``cache_creation_input_tokens``) and reads (``cache_read_input_tokens``), which are also
+    kept apart. Thinking is part of ``output_tokens`` and is not counted separately."""
     if not payload:
         return None
-    prompt = sum(
-        int(payload.get(key) or 0)
-        for key in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    written = payload.get("cache_creation_input_tokens")
+    read = payload.get("cache_read_input_tokens")
+    return Usage(
+        prompt_tokens=int(payload.get("input_tokens") or 0) + int(written or 0) + int(read or 0),
+        generation_tokens=int(payload.get("output_tokens") or 0),
+        cache_read_tokens=int(read) if read is not None else None,
+        cache_write_tokens=int(written) if written is not None else None,
     )
-    return Usage(prompt_tokens=prompt, generation_tokens=int(payload.get("output_tokens") or 0))
 
 
 def _arguments(tool_input: Any) -> str:

@@ -58,14 +58,19 @@ ERRORS: dict[str, tuple[int, str]] = {
 
 
 def usage_from(payload: dict[str, Any] | None) -> Usage | None:
-    """Cache reads and writes are input too: all three count as v4 ``prompt_tokens``."""
+    """``inputTokens`` leaves out the cache: v4 ``prompt_tokens`` is it plus the cache reads
+    (``cacheReadInputTokens``) and writes (``cacheWriteInputTokens``), which are also kept apart.
+    Converse reports no separate reasoning count."""
     if not payload:
         return None
-    prompt = sum(
-        int(payload.get(key) or 0)
-        for key in ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+    read = payload.get("cacheReadInputTokens")
+    written = payload.get("cacheWriteInputTokens")
+    return Usage(
+        prompt_tokens=int(payload.get("inputTokens") or 0) + int(read or 0) + int(written or 0),
+        generation_tokens=int(payload.get("outputTokens") or 0),
+        cache_read_tokens=int(read) if read is not None else None,
+        cache_write_tokens=int(written) if written is not None else None,
     )
-    return Usage(prompt_tokens=prompt, generation_tokens=int(payload.get("outputTokens") or 0))
 
 
 def _arguments(tool_input: Any) -> str:

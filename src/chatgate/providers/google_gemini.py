@@ -315,16 +315,21 @@ def build_body(call: ChatCall) -> dict[str, Any]:
 def usage_from(metadata: dict[str, Any] | None) -> Usage | None:
     """promptTokenCount (+ toolUsePromptTokenCount) -> prompt; candidates + thoughts -> generation.
 
-    ``cachedContentTokenCount`` is part of ``promptTokenCount`` and is not reported separately.
+    ``cachedContentTokenCount`` (an implicit or explicit cache hit) is already part of
+    ``promptTokenCount``; it becomes the cache reads. Caches are written by a separate API
+    (``cachedContents``), so a generation never reports cache writes. A count Gemini leaves out
+    of ``usageMetadata`` is "not reported" (None), as for thoughts.
     """
     if not metadata:
         return None
     thoughts = metadata.get("thoughtsTokenCount")
+    cached = metadata.get("cachedContentTokenCount")
     return Usage(
         prompt_tokens=int(metadata.get("promptTokenCount") or 0)
         + int(metadata.get("toolUsePromptTokenCount") or 0),
         generation_tokens=int(metadata.get("candidatesTokenCount") or 0) + int(thoughts or 0),
         reasoning_tokens=int(thoughts) if thoughts is not None else None,
+        cache_read_tokens=int(cached) if cached is not None else None,
     )
 
 

@@ -137,14 +137,25 @@ def build_body(call: ChatCall, spec: ProviderSpec) -> dict[str, Any]:
 
 
 def usage_from(payload: dict[str, Any] | None) -> Usage | None:
+    """``prompt_tokens`` counts cached tokens too; the cache hits are in
+    ``prompt_tokens_details.cached_tokens`` (OpenAI, Azure, Groq) or, on DeepSeek,
+    ``prompt_cache_hit_tokens``. This API reports no cache writes."""
     if not payload:
         return None
-    details = payload.get("completion_tokens_details") or {}
+    completion = payload.get("completion_tokens_details") or {}
+    cached = payload.get("prompt_cache_hit_tokens")
+    if cached is None:
+        cached = (payload.get("prompt_tokens_details") or {}).get("cached_tokens")
     return Usage(
         prompt_tokens=int(payload.get("prompt_tokens") or 0),
         generation_tokens=int(payload.get("completion_tokens") or 0),
-        reasoning_tokens=details.get("reasoning_tokens"),
+        reasoning_tokens=_count(completion.get("reasoning_tokens")),
+        cache_read_tokens=_count(cached),
     )
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if value is not None else None
 
 
 def events_from_completion(payload: dict[str, Any]) -> list[StreamEvent]:

@@ -76,6 +76,8 @@ def records_for(
             prompt_tokens=usage.prompt_tokens if usage else None,
             output_tokens=usage.generation_tokens if usage else None,
             reasoning_tokens=usage.reasoning_tokens if usage else None,
+            cache_read_tokens=usage.cache_read_tokens if usage else None,
+            cache_write_tokens=usage.cache_write_tokens if usage else None,
             duration=duration,
             provider_latency=provider_latency,
             provider_response=provider_response,

@@ -223,3 +223,14 @@ project_configs = sa.Table(
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
 )
+
+
+# --- cache token counts (migration 0004_cache_tokens) ------------------------------------------
+
+#: The parts of ``prompt_tokens`` the provider read from and wrote to its prompt cache (null when
+#: it did not say). Appended here so that migration 0004 owns them.
+for _column in (
+    sa.Column("cache_read_tokens", sa.Integer, nullable=True),
+    sa.Column("cache_write_tokens", sa.Integer, nullable=True),
+):
+    logs.append_column(_column)

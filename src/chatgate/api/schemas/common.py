@@ -136,10 +136,15 @@ class LinkedToolRequest(_Lenient):
 
 
 class Usage(BaseModel):
+    """v4 ``Usage``; the optional counts are chatgate extensions, present when reported."""
+
     prompt_tokens: int
     generation_tokens: int
     total_tokens: int
     reasoning_tokens: int | None = None
+    #: Parts of ``prompt_tokens`` read from / written to the provider's prompt cache.
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
 
 
 class ValidationErrorItem(BaseModel):
