@@ -209,14 +209,14 @@ def test_migrating_a_populated_database_keeps_its_data(database_url: str) -> Non
     upgrade(store.engine, "0001_initial")
     org_id = store.get_or_create_org("acme")
     insert_as_then(store, record(store, org_id, "data_old", output="kept"))
-    # Then a log as 0003 knew it, so that 0004 (the cache token columns) meets one too.
+    # Then a log as 0003 knew it, so that 0005 (the cache token columns) meets one too.
     upgrade(store.engine, "0003_deployments")
     insert_as_then(store, record(store, org_id, "data_0003", output="also kept", prompt_tokens=9))
     store.upgrade()
     for log_id, output in (("data_old", "kept"), ("data_0003", "also kept")):
         row = store.log(org_id, log_id)
         assert row is not None and row["output"] == output
-        # logs from before 0004 did not say: null, never an invented zero
+        # logs from before 0005 did not say: null, never an invented zero
         assert row["cache_read_tokens"] is None and row["cache_write_tokens"] is None
     store.insert_logs(
         [record(store, org_id, "data_new", cache_read_tokens=3, cache_write_tokens=4)]

@@ -225,10 +225,10 @@ project_configs = sa.Table(
 )
 
 
-# --- cache token counts (migration 0004_cache_tokens) ------------------------------------------
+# --- cache token counts (migration 0005_cache_tokens) ------------------------------------------
 
 #: The parts of ``prompt_tokens`` the provider read from and wrote to its prompt cache (null when
-#: it did not say). Appended here so that migration 0004 owns them.
+#: it did not say). Appended here so that migration 0005 owns them.
 for _column in (
     sa.Column("cache_read_tokens", sa.Integer, nullable=True),
     sa.Column("cache_write_tokens", sa.Integer, nullable=True),

@@ -1,7 +1,7 @@
 """The cache token counts of a log: what the provider read from and wrote to its prompt cache.
 
-Revision ID: 0004_cache_tokens
-Revises: 0003_deployments
+Revision ID: 0005_cache_tokens
+Revises: 0004_log_search
 
 Both columns are nullable and have no default, so existing logs read as "not reported" and
 adding them is a metadata-only change on SQLite and PostgreSQL (no table rewrite).
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004_cache_tokens"
-down_revision = "0003_deployments"
+revision = "0005_cache_tokens"
+down_revision = "0004_log_search"
 branch_labels = None
 depends_on = None
 
