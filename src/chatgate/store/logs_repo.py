@@ -3,9 +3,9 @@
 Kept apart from ``sql.Store`` (which serves the chat hot path) but built on it: the same engine,
 the same rule that every lookup by id also takes the caller's ``org_id``, so a row of another
 organisation is indistinguishable from a missing one. Methods are synchronous and short; routes
-call them through ``asyncio.to_thread``. Log *inserts* do not live here: they go through the
-group-commit ``LogWriter`` like chat logs, and only the columns a chat never sets are completed
-here afterwards (:meth:`LogsRepo.complete_logs`).
+call them through ``asyncio.to_thread``. Log *inserts* go through the group-commit ``LogWriter``
+like chat logs, except a POST /v4/logs that brings columns a chat never sets or feedback: those
+logs are inserted here, with their extras, in one transaction (:meth:`insert_complete_logs`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import orjson
 import sqlalchemy as sa
 
 from chatgate import ids
+from chatgate.domain import LogRecord
 from chatgate.store import schema as t
 from chatgate.store.sql import Store
 
@@ -176,12 +177,17 @@ class LogsRepo:
 
     # --- changing logs ----------------------------------------------------------------------
 
-    def complete_logs(
-        self, extras: Sequence[LogExtras], feedback: Sequence[dict[str, Any]]
+    def insert_complete_logs(
+        self,
+        records: Sequence[LogRecord],
+        extras: Sequence[LogExtras],
+        feedback: Sequence[dict[str, Any]],
     ) -> None:
-        """Set the POST-only columns of just-committed logs and add their feedback, atomically."""
+        """Insert logs with their POST-only columns and their feedback in one transaction: a
+        crash or failure leaves all of it or none, never a log without what came with it."""
         lg = t.logs
         with self.engine.begin() as c:
+            self.store.insert_logs_in(c, records)
             for extra in extras:
                 if extra.values:
                     values = dict(extra.values)

@@ -301,11 +301,15 @@ class Store:
         return LogRef(row[0], row[1]) if row else None
 
     def insert_logs(self, records: Iterable[LogRecord]) -> None:
-        rows = [{name: getattr(r, name) for name in _LOG_COLUMNS} for r in records]
-        if not rows:
-            return
         with self.engine.begin() as c:
-            c.execute(t.logs.insert(), rows)
+            self.insert_logs_in(c, records)
+
+    @staticmethod
+    def insert_logs_in(connection: sa.Connection, records: Iterable[LogRecord]) -> None:
+        """Insert log records inside the caller's transaction."""
+        rows = [{name: getattr(r, name) for name in _LOG_COLUMNS} for r in records]
+        if rows:
+            connection.execute(t.logs.insert(), rows)
 
     def insert_logs_skipping_existing(self, records: Iterable[LogRecord]) -> None:
         """Insert, leaving alone any id already stored: replaying a journal twice is harmless."""

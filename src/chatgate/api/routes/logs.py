@@ -384,9 +384,12 @@ async def create_logs(request: Request, principal: OrgDep, state: StateDep) -> R
         records.append(record)
         extras.append(extra)
         feedback.extend(item_feedback)
-    await state.writer.write(records)
     if feedback or any(e.values for e in extras):
-        await asyncio.to_thread(repo(state).complete_logs, extras, feedback)
+        # Columns and feedback a chat log never has: one transaction of its own rather than
+        # the group-committed writer, so that the log and what came with it are stored together.
+        await asyncio.to_thread(repo(state).insert_complete_logs, records, extras, feedback)
+    else:
+        await state.writer.write(records)
     created = [
         {"id": r.id, "project_id": r.project_id, "session_id": r.session_id} for r in records
     ]
