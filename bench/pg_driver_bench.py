@@ -1,9 +1,9 @@
-"""psycopg 3 (synchronous, in threads: what chatgate uses) against asyncpg (on the event loop,
-through SQLAlchemy's async engine) for the store's two hot operations on PostgreSQL: committing
-a batch of log records and reading one row by key. Wall time and this process's CPU time per
-operation, because the server has one core: CPU spent in the driver is CPU not serving requests.
+"""psycopg 3 (synchronous, in threads: what the CLI uses, and the server before it moved to
+asyncpg) against asyncpg (on the event loop, through SQLAlchemy's async engine: what the server
+uses) for the store's two hot operations on PostgreSQL: committing a batch of log records and
+reading one row by key. Wall time and this process's CPU time per operation, because the server
+has one core: CPU spent in the driver is CPU not serving requests.
 
-    .venv/bin/pip install asyncpg greenlet   # not dependencies of chatgate
     .venv/bin/python -m bench.pg_driver_bench
 """
 
