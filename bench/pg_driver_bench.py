@@ -1,9 +1,9 @@
-"""psycopg 3 (synchronous, in threads: what chatgate uses) against asyncpg (on the event loop,
-through SQLAlchemy's async engine) for the store's two hot operations on PostgreSQL: committing
-a batch of log records and reading one row by key. Wall time and this process's CPU time per
-operation, because the server has one core: CPU spent in the driver is CPU not serving requests.
+"""psycopg 3 (synchronous, in threads: what the CLI uses, and the server before it moved to
+asyncpg) against asyncpg (on the event loop, through SQLAlchemy's async engine: what the server
+uses) for the store's two hot operations on PostgreSQL: committing a batch of log records and
+reading one row by key. Wall time and this process's CPU time per operation, because the server
+has one core: CPU spent in the driver is CPU not serving requests.
 
-    .venv/bin/pip install asyncpg greenlet   # not dependencies of chatgate
     .venv/bin/python -m bench.pg_driver_bench
 """
 
@@ -59,6 +59,9 @@ async def compare(url: str, repeat: int) -> list[tuple[str, str, float, float]]:
         pool_size=20,
         json_serializer=sync_engine.dialect._json_serializer,  # type: ignore[attr-defined]
     )
+    # What the server runs: the synchronous store code on asyncpg through the greenlet bridge.
+    server_store = Store(url, driver="async")
+    bridged_engine = server_store.engine
     key = sa.select(t.projects).where(t.projects.c.id == project_id, t.projects.c.org_id == org_id)
     results: list[tuple[str, str, float, float]] = []
 
@@ -75,7 +78,18 @@ async def compare(url: str, repeat: int) -> list[tuple[str, str, float, float]]:
             async with async_engine.begin() as c:
                 await c.execute(t.logs.insert(), _rows(org_id, project_id, config_id, batch))
 
-        for name, op in (("psycopg 3, thread", insert_psycopg), ("asyncpg", insert_asyncpg)):
+        def insert_bridged_sync(batch: int = batch) -> None:
+            with bridged_engine.begin() as c:
+                c.execute(t.logs.insert(), _rows(org_id, project_id, config_id, batch))
+
+        async def insert_bridged(batch: int = batch) -> None:
+            await server_store.call(insert_bridged_sync, batch)
+
+        for name, op in (
+            ("psycopg 3, thread", insert_psycopg),
+            ("asyncpg", insert_asyncpg),
+            ("asyncpg, Store.call (server)", insert_bridged),
+        ):
             await _timed(op, 20, 1)  # warm the pool and the statement caches
             wall, cpu = await _timed(op, repeat, 1)
             results.append((f"commit {batch} log(s)", name, wall, cpu))
@@ -91,12 +105,24 @@ async def compare(url: str, repeat: int) -> list[tuple[str, str, float, float]]:
         async with async_engine.connect() as c:
             (await c.execute(key)).one()
 
+    def read_bridged_sync() -> None:
+        with bridged_engine.connect() as c:
+            c.execute(key).one()
+
+    async def read_bridged() -> None:
+        await server_store.call(read_bridged_sync)
+
     for concurrency in (1, 16):
-        for name, op in (("psycopg 3, thread", read_psycopg), ("asyncpg", read_asyncpg)):
+        for name, op in (
+            ("psycopg 3, thread", read_psycopg),
+            ("asyncpg", read_asyncpg),
+            ("asyncpg, Store.call (server)", read_bridged),
+        ):
             await _timed(op, 20, concurrency)
             wall, cpu = await _timed(op, repeat, concurrency)
             results.append((f"read 1 row by key, {concurrency} at once", name, wall, cpu))
     await async_engine.dispose()
+    await server_store.aclose()
     store.close()
     return results
 

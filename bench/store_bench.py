@@ -97,7 +97,10 @@ async def sustained_writer(
     store: Store, org_id: str, project_id: str, seconds: float, concurrency: int
 ) -> float:
     config_id = store.get_or_create_config(org_id, "b" * 64, {"model": "gpt-4o"}, None, None)
-    writer = LogWriter(store)
+    # The writer on the store the server opens: on PostgreSQL asyncpg on this loop, on SQLite
+    # the same synchronous engine (and writer thread) as ``store``.
+    server_store = Store(store.url, driver="async")
+    writer = LogWriter(server_store)
     writer.start()
     done = 0
     deadline = time.perf_counter() + seconds
@@ -114,6 +117,7 @@ async def sustained_writer(
     await asyncio.gather(*(producer() for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
     await writer.close()
+    await server_store.aclose()
     return done / elapsed
 
 

@@ -53,11 +53,11 @@ _LAST_USED_FLUSH_SECONDS = 30.0
 log = logging.getLogger("chatgate")
 
 
-async def _flush_last_used(auth: Authenticator) -> None:
+async def _flush_last_used(auth: Authenticator, store: Store) -> None:
     while True:
         await asyncio.sleep(_LAST_USED_FLUSH_SECONDS)
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(auth.flush_last_used)
+            await store.call(auth.flush_last_used)
 
 
 def tune_gc() -> None:
@@ -80,12 +80,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Opened here, on the serving event loop (each worker process has its own): asyncpg's
+        # connections belong to the loop that opened them.
         store = Store(
             settings.resolved_database_url,
             sqlite_synchronous=settings.sqlite_synchronous,
             background_checkpoint=True,
+            driver="async",
         )
-        await asyncio.to_thread(store.upgrade)
+        await store.call(store.upgrade)
         writer = LogWriter(
             store, queue_size=settings.writer_queue_size, journal=Journal(settings.data_dir)
         )
@@ -126,7 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             prices=prices,
         )
         app.state.chatgate = AppState(settings, store, writer, http, auth, service)
-        flusher = asyncio.create_task(_flush_last_used(auth))
+        flusher = asyncio.create_task(_flush_last_used(auth, store))
         tune_gc()
         try:
             yield
@@ -134,9 +137,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             flusher.cancel()
             await writer.close()
             await http.close()
-            await asyncio.to_thread(auth.flush_last_used)
-            await asyncio.to_thread(store.checkpoint)
-            store.close()
+            await store.call(auth.flush_last_used)
+            await store.call(store.checkpoint)
+            await store.aclose()
 
     app = FastAPI(
         title="chatgate",

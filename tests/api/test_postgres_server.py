@@ -81,3 +81,41 @@ def test_concurrent_calls_each_get_one_log_on_postgres(pg_server: RunningServer)
     org_id = store.org_id_by_name("acme")
     stored = {row["id"] for row in store.recent_logs(org_id=org_id, limit=1000)}
     assert stored == set(ids) and len(ids) == 160
+
+
+def test_the_server_talks_to_postgres_through_asyncpg(
+    tmp_path: Path, fake: FakeOpenAI, postgres_url: str
+) -> None:
+    """Seen from PostgreSQL: every session the running server holds was opened by asyncpg.
+
+    The server's engine passes ``server_settings`` (application_name "chatgate"), a connect
+    argument only asyncpg takes: psycopg refuses it as an invalid connection option. So sessions
+    named "chatgate" exist only if asyncpg opened them, and no other session of the server's
+    database (the set-up's psycopg ones are closed) may remain.
+    """
+    import psycopg
+
+    runner, running = start_server(tmp_path, fake.url, database_url=postgres_url)
+    with runner:
+        store = runner.server.config.app.state.chatgate.store
+        assert store.is_async and store.engine.dialect.driver == "asyncpg"
+        with running.client() as http:
+            created = http.post(
+                "/chat",
+                json={
+                    "project": "seen",
+                    "model_config": {"model": "m", "provider": "mock"},
+                    "messages": [{"role": "user", "content": "x"}],
+                },
+            )
+            assert created.status_code == 200
+            assert http.get(f"/logs/{created.json()['data'][0]['id']}").status_code == 200
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            names = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT application_name FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ]
+    assert names and set(names) == {"chatgate"}, names

@@ -89,6 +89,20 @@ def test_two_workers_share_the_port_and_the_database(
         for thread in threads:
             thread.join()
         assert statuses == [200] * 320
+        if backend == "postgres":
+            # Each worker opened its own asyncpg engine on its own loop (their sessions carry
+            # the application_name only the asyncpg engine sets; see test_postgres_server.py).
+            import psycopg
+
+            with psycopg.connect(database_url, autocommit=True) as connection:
+                names = [
+                    row[0]
+                    for row in connection.execute(
+                        "SELECT application_name FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ]
+            assert len(names) >= 2 and set(names) == {"chatgate"}, names
     finally:
         process.terminate()
         process.wait(30)

@@ -8,7 +8,6 @@ are never cached, so a key created by ``chatgate keys create`` works at once.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import secrets
 import time
@@ -64,7 +63,7 @@ class Authenticator:
             principal = cached[0]
         else:
             try:
-                principal = await asyncio.to_thread(self._lookup, key, digest)
+                principal = await self._store.call(self._lookup, key, digest)
             except Exception as exc:
                 if cached is None or not self._store.is_unreachable(exc):
                     raise

@@ -7,7 +7,6 @@ module except inside the ChatCall sent to the provider.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import os
@@ -85,7 +84,7 @@ class CredentialResolver:
         if cached is not None and cached[1] > now:
             return cached[0]
         try:
-            ciphertext = await asyncio.to_thread(self._store.provider_key, org_id, provider)
+            ciphertext = await self._store.call(self._store.provider_key, org_id, provider)
         except Exception as exc:
             if cached is None or not self._store.is_unreachable(exc):
                 raise

@@ -6,7 +6,6 @@ positive answers are cached per process: a warm request makes no database round 
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from chatgate.domain import ModelConfig
@@ -36,7 +35,7 @@ class Resolver:
         if project_id is not None:
             key = (org_id, "id", project_id)
             if key not in self._projects:
-                if await asyncio.to_thread(self._store.project, org_id, project_id) is None:
+                if await self._store.call(self._store.project, org_id, project_id) is None:
                     raise NotFound(f"project '{project_id}' not found")
                 self._projects.put(key, project_id)
             return project_id
@@ -49,7 +48,7 @@ class Resolver:
         key = (org_id, "name", name)
         found = self._projects.get(key)
         if found is None:
-            found = await asyncio.to_thread(self._store.get_or_create_project, org_id, name)
+            found = await self._store.call(self._store.get_or_create_project, org_id, name)
             self._projects.put(key, found)
         return str(found)
 
@@ -72,7 +71,7 @@ class Resolver:
         if session_id is not None:
             key = (org_id, "id", session_id)
             if key not in self._sessions:
-                if await asyncio.to_thread(self._store.session, org_id, session_id) is None:
+                if await self._store.call(self._store.session, org_id, session_id) is None:
                     raise NotFound(f"session '{session_id}' not found")
                 self._sessions.put(key, session_id)
             return session_id
@@ -81,7 +80,7 @@ class Resolver:
         key = (org_id, "ref", reference_id)
         found = self._sessions.get(key)
         if found is None:
-            found = await asyncio.to_thread(self._store.get_or_create_session, org_id, reference_id)
+            found = await self._store.call(self._store.get_or_create_session, org_id, reference_id)
             self._sessions.put(key, found)
         return str(found)
 
@@ -89,12 +88,12 @@ class Resolver:
         self, org_id: str, *, parent_id: str | None, reference_id: str | None
     ) -> LogRef | None:
         if parent_id is not None:
-            ref = await asyncio.to_thread(self._store.log_ref, org_id, log_id=parent_id)
+            ref = await self._store.call(self._store.log_ref, org_id, log_id=parent_id)
             if ref is None:
                 raise NotFound(f"parent log '{parent_id}' not found")
             return ref
         if reference_id is not None:
-            ref = await asyncio.to_thread(self._store.log_ref, org_id, reference_id=reference_id)
+            ref = await self._store.call(self._store.log_ref, org_id, reference_id=reference_id)
             if ref is None:
                 raise NotFound(f"parent log with reference id '{reference_id}' not found")
             return ref
@@ -105,7 +104,7 @@ class Resolver:
         key = (org_id, fingerprint)
         found = self._configs.get(key)
         if found is None:
-            found = await asyncio.to_thread(
+            found = await self._store.call(
                 self._store.get_or_create_config,
                 org_id,
                 fingerprint,

@@ -1,32 +1,105 @@
 """Engine construction with the dialect specifics.
 
 * SQLite: WAL, ``synchronous``, a busy timeout, foreign keys (pragmas on every connection).
-* PostgreSQL: a plain ``postgresql://`` URL is served by psycopg 3. Store calls are short and run
-  in threads (as for SQLite), so the synchronous driver is the one that fits; its connection pool
-  is sized for the server's thread use.
+* PostgreSQL in the server (``driver="async"``): a plain ``postgresql://`` (or ``postgres://``,
+  ``postgresql+asyncpg://``) URL is served by asyncpg through SQLAlchemy's asyncio extension. The
+  store's code stays synchronous: it runs on the event loop inside SQLAlchemy's greenlet bridge
+  (``Store.call``), where each wait on the database suspends only the calling request.
+* PostgreSQL anywhere else (``driver="sync"``: the CLI, migrations at set-up, tests, benchmarks)
+  and whenever the URL names ``postgresql+psycopg://`` explicitly: psycopg 3, called from threads.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlencode
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.engine.url import make_url
+from sqlalchemy.engine.url import URL, make_url
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+Driver = Literal["sync", "async"]
+
+#: Seconds to wait for a PostgreSQL connection: an unreachable database must fail fast, so that
+#: the log writer journals locally instead of holding requests.
+CONNECT_TIMEOUT = 5
 
 
 def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _postgres_driver(parsed: URL) -> str | None:
+    """The driver a PostgreSQL URL names (``""`` for none); None when it is not PostgreSQL."""
+    backend, _, driver = parsed.drivername.partition("+")
+    return driver if backend in ("postgresql", "postgres") else None
+
+
+def uses_asyncpg(url: str, driver: Driver) -> bool:
+    """True when a store opened with ``driver`` on ``url`` runs on asyncpg."""
+    return driver == "async" and _postgres_driver(make_url(url)) in ("", "asyncpg")
+
+
+def create_async_engine(url: str) -> AsyncEngine:
+    """asyncpg for a PostgreSQL URL written for libpq (``?host=/socket/dir``, ``sslmode``, ...).
+
+    SQLAlchemy would hand the URL's query to ``asyncpg.connect`` as keyword arguments, which it
+    does not take for libpq's names; asyncpg understands them in a DSN, so they travel as one.
+    """
+    from sqlalchemy.ext.asyncio import create_async_engine as sa_create_async_engine
+
+    parsed = make_url(url)
+    query: dict[str, Any] = dict(parsed.query)
+    timeout = float(str(query.pop("connect_timeout", CONNECT_TIMEOUT)))
+    # The name PostgreSQL shows for these sessions (pg_stat_activity.application_name).
+    server_settings = {"application_name": str(query.pop("application_name", "chatgate"))}
+    connect_args: dict[str, Any] = {"timeout": timeout, "server_settings": server_settings}
+    if query:
+        connect_args["dsn"] = "postgresql://?" + urlencode(query, doseq=True)
+    engine = sa_create_async_engine(
+        parsed.set(drivername="postgresql+asyncpg", query={}),
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        pool_pre_ping=True,
+        # No overflow connections: on the event loop nothing caps concurrent store calls (in
+        # threads the executor's 6 did), and an overflow connection is opened and closed per
+        # checkout; 16 concurrent reads took 13 ms instead of 2 (bench/pg_driver_bench.py).
+        # Past 20 concurrent calls a caller awaits a free connection instead.
+        pool_size=20,
+        max_overflow=0,
+        connect_args=connect_args,
+    )
+    dbapi = engine.dialect.loaded_dbapi
+
+    @sa.event.listens_for(engine.sync_engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        # asyncpg raises a failed connection as it comes (ConnectionRefusedError, TimeoutError,
+        # "the database system is shutting down", ...), some of it unwrapped by SQLAlchemy. As
+        # with psycopg, every failure to connect becomes an OperationalError: "unreachable".
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except (dbapi.OperationalError, dbapi.InterfaceError):
+            raise
+        except Exception as exc:
+            raise dbapi.OperationalError(f"cannot connect to PostgreSQL: {exc!r}", exc) from exc
+
+    return engine
+
+
 def create_engine(
     url: str, *, sqlite_synchronous: str = "NORMAL", background_checkpoint: bool = False
 ) -> sa.Engine:
     parsed = make_url(url)
-    if parsed.drivername.split("+")[0] in ("postgresql", "postgres"):
-        if "+" not in parsed.drivername:
-            parsed = parsed.set(drivername="postgresql+psycopg")
+    postgres_driver = _postgres_driver(parsed)
+    if postgres_driver is not None:
+        # A synchronous engine: psycopg 3 unless the URL names another synchronous driver.
+        if postgres_driver in ("", "asyncpg"):
+            postgres_driver = "psycopg"
+        parsed = parsed.set(drivername=f"postgresql+{postgres_driver}")
         return sa.create_engine(
             parsed,
             json_serializer=_json_dumps,
@@ -34,8 +107,7 @@ def create_engine(
             pool_pre_ping=True,
             pool_size=10,
             max_overflow=20,
-            # An unreachable database must fail fast: the log writer then journals locally.
-            connect_args={"connect_timeout": 5},
+            connect_args={"connect_timeout": CONNECT_TIMEOUT},
         )
     if parsed.get_backend_name() != "sqlite":
         raise ValueError(

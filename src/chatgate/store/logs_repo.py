@@ -3,7 +3,7 @@
 Kept apart from ``sql.Store`` (which serves the chat hot path) but built on it: the same engine,
 the same rule that every lookup by id also takes the caller's ``org_id``, so a row of another
 organisation is indistinguishable from a missing one. Methods are synchronous and short; routes
-call them through ``asyncio.to_thread``. Log *inserts* go through the group-commit ``LogWriter``
+call them through ``Store.call``. Log *inserts* go through the group-commit ``LogWriter``
 like chat logs, except a POST /v4/logs that brings columns a chat never sets or feedback: those
 logs are inserted here, with their extras, in one transaction (:meth:`insert_complete_logs`).
 """

@@ -1,7 +1,7 @@
 """Store queries for projects, environments, deployments and project-registered configs.
 
 Functions over the shared :class:`~chatgate.store.sql.Store` (its engine), synchronous and short
-like the Store's own methods; the server calls them through ``asyncio.to_thread``. Every query
+like the Store's own methods; the server calls them through ``Store.call``. Every query
 takes the caller's ``org_id``: a row of another organisation is indistinguishable from a missing
 one. Results are plain dicts keyed by column name.
 """

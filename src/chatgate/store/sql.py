@@ -1,29 +1,43 @@
 """The store: every read and write of chatgate's data, over SQLAlchemy Core.
 
-Methods are synchronous and short; the async server calls them through ``asyncio.to_thread`` (reads)
-or the log writer's single thread (log inserts). Every lookup that takes an id also takes the
+Methods are synchronous and short. The async server runs them through :meth:`Store.call`: on
+PostgreSQL (asyncpg) on the event loop, inside SQLAlchemy's greenlet bridge; on SQLite (or an
+explicit ``postgresql+psycopg://``) in a thread. Every lookup that takes an id also takes the
 caller's ``org_id``: a row of another organisation is indistinguishable from a missing one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import hashlib
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.util import greenlet_spawn
 
 from chatgate import ids
 from chatgate.domain import LogRecord
 from chatgate.store import schema as t
-from chatgate.store.engine import create_engine
+from chatgate.store.engine import Driver, create_async_engine, create_engine, uses_asyncpg
 from chatgate.store.migrate import upgrade
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+#: SQLSTATEs of a PostgreSQL that is going away or not accepting connections (class 08:
+#: connection exception; 57P01-57P03: admin/crash shutdown, cannot connect now).
+_UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,20 +71,67 @@ def hash_key(key: str) -> bytes:
 
 
 class Store:
+    """``driver="sync"`` (the default): methods are called directly, from any thread.
+
+    ``driver="async"`` (the server): methods are called through ``await store.call(...)`` on the
+    event loop that opened the store, which is also the one that must ``await store.aclose()``.
+    On PostgreSQL the engine is then SQLAlchemy's asyncio engine on asyncpg, and ``engine`` is its
+    synchronous facade: a method called outside :meth:`call` raises ``MissingGreenlet``.
+    """
+
     def __init__(
-        self, url: str, *, sqlite_synchronous: str = "NORMAL", background_checkpoint: bool = False
+        self,
+        url: str,
+        *,
+        sqlite_synchronous: str = "NORMAL",
+        background_checkpoint: bool = False,
+        driver: Driver = "sync",
     ) -> None:
         self.url = url
-        self.engine = create_engine(
-            url, sqlite_synchronous=sqlite_synchronous, background_checkpoint=background_checkpoint
-        )
+        #: The asyncio engine when this store runs on asyncpg, else None.
+        self.async_engine: AsyncEngine | None = None
+        if uses_asyncpg(url, driver):
+            self.async_engine = create_async_engine(url)
+            self.engine = self.async_engine.sync_engine
+        else:
+            self.engine = create_engine(
+                url,
+                sqlite_synchronous=sqlite_synchronous,
+                background_checkpoint=background_checkpoint,
+            )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+
+    @property
+    def is_async(self) -> bool:
+        """True when store work runs on the event loop (asyncpg) rather than in threads."""
+        return self.async_engine is not None
+
+    async def call(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Run ``fn(*args, **kwargs)``, synchronous store work, without blocking the event loop.
+
+        On asyncpg it runs on the loop in a greenlet (``greenlet_spawn``, what SQLAlchemy's
+        ``AsyncConnection.run_sync`` uses): every database round trip suspends it and lets the
+        loop serve others; no thread, no thread hand-off. Otherwise in a thread, as before.
+        """
+        if self.async_engine is not None:
+            return await greenlet_spawn(functools.partial(fn, *args, **kwargs))
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
     def upgrade(self) -> None:
         upgrade(self.engine)
 
     def close(self) -> None:
+        """Close a synchronous store's connections (an async one: :meth:`aclose`)."""
+        if self.async_engine is not None:
+            raise RuntimeError("a store opened with driver='async' is closed with aclose()")
         self.engine.dispose()
+
+    async def aclose(self) -> None:
+        """Close the connections, on the event loop that used them."""
+        if self.async_engine is not None:
+            await self.async_engine.dispose()
+        else:
+            self.engine.dispose()
 
     #: WAL size above which a checkpoint waits for other writers (other server processes) so
     #: that the WAL can restart; below it, checkpoints never block anyone (PASSIVE).
@@ -326,10 +387,20 @@ class Store:
 
     @staticmethod
     def is_unreachable(exc: BaseException) -> bool:
-        """True when ``exc`` means the database could not be reached (not a bad statement)."""
+        """True when ``exc`` means the database could not be reached (not a bad statement).
+
+        psycopg reports every such failure as an OperationalError. asyncpg's are made so at
+        connect (engine.py); a connection lost mid-statement is an InterfaceError or is marked
+        ``connection_invalidated``; a server shutting down sends SQLSTATE 57P01 (class 57P/08).
+        """
         if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
             return True
-        return isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+        if not isinstance(exc, sa.exc.DBAPIError):
+            return False
+        if exc.connection_invalidated:
+            return True
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        return isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES)
 
     def _log_query(self) -> sa.Select[Any]:
         lg, p, s = t.logs, t.projects, t.sessions

@@ -1,9 +1,11 @@
 """The group-commit log writer.
 
 Requests hand their records to :meth:`LogWriter.write`; one task takes everything that queued up
-while the previous transaction ran and commits it in a single transaction, on one dedicated
-thread (SQLite allows one writer at a time anyway). Each caller is released when its own records
-are committed, so under load many requests share the cost of one fsync.
+while the previous transaction ran and commits it in a single transaction: on SQLite on one
+dedicated thread (SQLite allows one writer at a time anyway), on PostgreSQL with asyncpg on the
+event loop itself (``Store.call``; the commit's round trips suspend only the writer task). Each
+caller is released when its own records are committed, so under load many requests share the
+cost of one fsync.
 
 The queue is bounded: when the database cannot keep up, callers wait for room (backpressure)
 instead of the process growing without bound.
@@ -14,8 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy.util import await_only
 
 from chatgate.domain import LogRecord
 from chatgate.store.journal import Journal
@@ -24,6 +29,7 @@ from chatgate.store.sql import Store
 log = logging.getLogger(__name__)
 
 _Item = tuple[Sequence[LogRecord], asyncio.Future[None]]
+_T = TypeVar("_T")
 
 
 class LogWriter:
@@ -96,7 +102,7 @@ class LogWriter:
                 try:
                     item = await asyncio.wait_for(self._queue.get(), self.REPLAY_SECONDS)
                 except TimeoutError:
-                    await loop.run_in_executor(self._thread, self._try_replay)
+                    await self._on_writer(loop, self._try_replay)
                     continue
             else:
                 item = await self._queue.get()
@@ -112,7 +118,7 @@ class LogWriter:
                 batch.append(nxt)
             records = [r for recs, _ in batch for r in recs]
             try:
-                await loop.run_in_executor(self._thread, self._commit, records)
+                await self._on_writer(loop, self._commit, records)
             except Exception as exc:  # the database failed: every waiting caller learns it
                 log.exception("log commit of %d records failed", len(records))
                 for _, future in batch:
@@ -129,8 +135,16 @@ class LogWriter:
             if stop:
                 return
 
+    async def _on_writer(
+        self, loop: asyncio.AbstractEventLoop, fn: Callable[..., _T], *args: Any
+    ) -> _T:
+        """Run store work of the writer: on asyncpg on the loop, otherwise on the writer thread."""
+        if self._store.is_async:
+            return await self._store.call(fn, *args)
+        return await loop.run_in_executor(self._thread, fn, *args)
+
     def _commit(self, records: list[LogRecord]) -> None:
-        """On the writer thread: commit to the database, or journal while it is unreachable."""
+        """Via _on_writer: commit to the database, or journal while it is unreachable."""
         if self.outage and not self._try_replay():
             self._journal_append(records)
             return
@@ -148,7 +162,11 @@ class LogWriter:
 
     def _journal_append(self, records: list[LogRecord]) -> None:
         assert self._journal is not None
-        self._journal.append(records)
+        if self._store.is_async:
+            # On the event loop (in Store.call's greenlet): the fsync waits in a thread instead.
+            await_only(asyncio.to_thread(self._journal.append, records))
+        else:
+            self._journal.append(records)
 
     def _try_replay(self) -> bool:
         """Move the journal into the database if it is reachable again; True once done."""

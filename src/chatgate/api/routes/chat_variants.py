@@ -7,8 +7,6 @@ same code (api/routes/chat.py ``answer``), so logs, streaming and errors are ide
 
 from __future__ import annotations
 
-import asyncio
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -40,12 +38,12 @@ async def chat_model_config(http_request: Request) -> Response:
     state, principal = await authenticate(http_request)
     body = await parse_body(http_request, ChatModelConfigRequest, state.settings.max_body_bytes)
     org_id = principal.org_id
-    row = await asyncio.to_thread(state.store.config, org_id, body.model_config_id)
+    row = await state.store.call(state.store.config, org_id, body.model_config_id)
     if row is None:
         raise NotFound(f"model config '{body.model_config_id}' not found")
     if body.project is None and body.project_id is None:
         # Not in the spec's required list: default to the project the config was registered to.
-        home = await asyncio.to_thread(projects_repo.home_project, state.store, org_id, row["id"])
+        home = await state.store.call(projects_repo.home_project, state.store, org_id, row["id"])
         if home is not None:
             body = body.model_copy(update={"project_id": home})
     return await answer(state, principal, to_input(body, stored_config_request(row)))
@@ -66,13 +64,11 @@ async def chat_deployed(http_request: Request) -> Response:
     org_id = principal.org_id
     store = state.store
     if body.project_id is not None:
-        project = await asyncio.to_thread(projects_repo.project, store, org_id, body.project_id)
+        project = await store.call(projects_repo.project, store, org_id, body.project_id)
         if project is None:
             raise NotFound(f"project '{body.project_id}' not found")
     elif body.project is not None:
-        project = await asyncio.to_thread(
-            projects_repo.project_by_name, store, org_id, body.project
-        )
+        project = await store.call(projects_repo.project_by_name, store, org_id, body.project)
         if project is None:
             raise NotFound(f"project '{body.project}' not found, so nothing is deployed to it")
     else:
@@ -81,17 +77,15 @@ async def chat_deployed(http_request: Request) -> Response:
             "either project or project_id must be provided",
             "value_error.missing",
         )
-    environment = await asyncio.to_thread(
-        projects_repo.environment, store, org_id, name=body.environment
-    )
+    environment = await store.call(projects_repo.environment, store, org_id, name=body.environment)
     if environment is None:
         raise NotFound(f"environment '{body.environment}' not found")
-    config_id = await asyncio.to_thread(
+    config_id = await store.call(
         projects_repo.deployed_config_id, store, org_id, project["id"], environment["id"]
     )
     row = None
     if config_id is not None:
-        row = await asyncio.to_thread(store.config, org_id, config_id)
+        row = await store.call(store.config, org_id, config_id)
     if row is None:
         raise NotFound(
             f"project '{project['name']}' has no model config deployed to environment "

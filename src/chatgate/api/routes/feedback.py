@@ -9,7 +9,6 @@ before anything is stored, so a 4xx stores nothing.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -170,11 +169,11 @@ async def submit_feedback(request: Request, principal: OrgDep, state: StateDep) 
         loc: tuple[str | int, ...] = ("body", index) if many else ("body",)
         if item.data_id is None:
             raise InvalidRequest.at((*loc, "data_id"), "field required", "missing")
-        project_id = await asyncio.to_thread(store.log_project, principal.org_id, item.data_id)
+        project_id = await state.store.call(store.log_project, principal.org_id, item.data_id)
         if project_id is None:
             raise NotFound(f"log '{item.data_id}' not found")
         if project_id not in types_by_project:
-            types_by_project[project_id] = await asyncio.to_thread(store.feedback_types, project_id)
+            types_by_project[project_id] = await state.store.call(store.feedback_types, project_id)
         checked.append(
             checked_feedback(
                 item,
@@ -184,7 +183,7 @@ async def submit_feedback(request: Request, principal: OrgDep, state: StateDep) 
                 loc=loc,
             )
         )
-    await asyncio.to_thread(
+    await state.store.call(
         store.submit_feedback,
         principal.org_id,
         [c.row for c in checked if c.unset is None],
@@ -201,7 +200,7 @@ async def submit_feedback(request: Request, principal: OrgDep, state: StateDep) 
 
 
 async def _project(state: AppState, org_id: str, project_id: str) -> None:
-    if await asyncio.to_thread(state.store.project, org_id, project_id) is None:
+    if await state.store.call(state.store.project, org_id, project_id) is None:
         raise NotFound(f"project '{project_id}' not found")
 
 
@@ -239,8 +238,8 @@ async def create_feedback_type(
     item = await parse_body(request, FeedbackTypeRequest, state.settings.max_body_bytes)
     values = _type_values(item, ("body",))
     store = repo(state)
-    await asyncio.to_thread(store.put_feedback_type, id, item.type, item.class_, values)
-    types = await asyncio.to_thread(store.feedback_types, id)
+    await state.store.call(store.put_feedback_type, id, item.type, item.class_, values)
+    types = await state.store.call(store.feedback_types, id)
     return json_response(feedback_type_response(types[item.type]), 201)
 
 
@@ -265,8 +264,8 @@ async def update_feedback_types(
     ]
     store = repo(state)
     for item, values in checked:
-        await asyncio.to_thread(store.put_feedback_type, id, item.type, item.class_, values)
-    types = await asyncio.to_thread(store.feedback_types, id)
+        await state.store.call(store.put_feedback_type, id, item.type, item.class_, values)
+    types = await state.store.call(store.feedback_types, id)
     return json_response(
         {"project_id": id, "feedback_types": [feedback_type_response(r) for r in types.values()]}
     )

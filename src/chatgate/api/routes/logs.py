@@ -6,7 +6,6 @@ Logs recorded with ``POST /logs`` are committed by the same group-commit writer 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 import weakref
@@ -98,15 +97,15 @@ async def render_logs(
 ) -> list[dict[str, Any]]:
     """Stored log rows as ``LogResponse`` bodies, with their configs and feedback."""
     store = repo(state)
-    configs = await asyncio.to_thread(store.configs, org_id, [r["config_id"] for r in rows])
-    feedback = await asyncio.to_thread(store.feedback_for, org_id, [r["id"] for r in rows])
+    configs = await state.store.call(store.configs, org_id, [r["config_id"] for r in rows])
+    feedback = await state.store.call(store.feedback_for, org_id, [r["id"] for r in rows])
     return [
         log_response(decoded_log(r), configs.get(r["config_id"]), feedback[r["id"]]) for r in rows
     ]
 
 
 async def _one_log(state: AppState, org_id: str, log_id: str) -> dict[str, Any]:
-    row = await asyncio.to_thread(state.store.log, org_id, log_id)
+    row = await state.store.call(state.store.log, org_id, log_id)
     if row is None:
         raise NotFound(f"log '{log_id}' not found")
     return (await render_logs(state, org_id, [row]))[0]
@@ -148,12 +147,12 @@ async def list_logs(
     org_id = principal.org_id
     if (
         project_id is not None
-        and await asyncio.to_thread(state.store.project, org_id, project_id) is None
+        and await state.store.call(state.store.project, org_id, project_id) is None
     ):
         raise NotFound(f"project '{project_id}' not found")
     if (
         session_id is not None
-        and await asyncio.to_thread(state.store.session, org_id, session_id) is None
+        and await state.store.call(state.store.session, org_id, session_id) is None
     ):
         raise NotFound(f"session '{session_id}' not found")
     where = LogFilter(
@@ -165,7 +164,7 @@ async def list_logs(
         end=_moment(end_date, "end_date", end=True),
     )
     served, offset = page_bounds(page, size)
-    found = await asyncio.to_thread(repo(state).list_logs, org_id, where, offset=offset, limit=size)
+    found = await state.store.call(repo(state).list_logs, org_id, where, offset=offset, limit=size)
     records = await render_logs(state, org_id, found.rows)
     return json_response(paginated(records, served, size, found.total))
 
@@ -193,10 +192,10 @@ async def export_project(
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
 ) -> Response:
     org_id = principal.org_id
-    if await asyncio.to_thread(state.store.project, org_id, id) is None:
+    if await state.store.call(state.store.project, org_id, id) is None:
         raise NotFound(f"project '{id}' not found")
     served, offset = page_bounds(page, size)
-    found = await asyncio.to_thread(
+    found = await state.store.call(
         repo(state).list_logs, org_id, LogFilter(project_id=id), offset=offset, limit=size
     )
     records = await render_logs(state, org_id, found.rows)
@@ -248,7 +247,7 @@ async def _config(
 ) -> dict[str, Any]:
     """The stored config of a logged call (get-or-create by identity, as chat does)."""
     if item.config_id is not None:
-        row = await asyncio.to_thread(state.store.config, org_id, item.config_id)
+        row = await state.store.call(state.store.config, org_id, item.config_id)
         if row is None:
             raise NotFound(f"model config '{item.config_id}' not found")
         return row
@@ -264,7 +263,7 @@ async def _config(
     else:
         body = {**config.identity(), "prompt_template": item.config.prompt_template}
         fingerprint = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        config_id = await asyncio.to_thread(
+        config_id = await state.store.call(
             state.store.get_or_create_config,
             org_id,
             fingerprint,
@@ -272,7 +271,7 @@ async def _config(
             config.name,
             config.description,
         )
-    row = await asyncio.to_thread(state.store.config, org_id, config_id)
+    row = await state.store.call(state.store.config, org_id, config_id)
     assert row is not None
     return row
 
@@ -344,7 +343,7 @@ async def _record(
         "output_cost": item.output_cost,
     }
     feedback_items = item.feedback if isinstance(item.feedback, list) else [item.feedback]
-    custom = await asyncio.to_thread(repo(state).feedback_types, project_id)
+    custom = await state.store.call(repo(state).feedback_types, project_id)
     many = isinstance(item.feedback, list)
     feedback = [
         checked_feedback(
@@ -387,7 +386,7 @@ async def create_logs(request: Request, principal: OrgDep, state: StateDep) -> R
     if feedback or any(e.values for e in extras):
         # Columns and feedback a chat log never has: one transaction of its own rather than
         # the group-committed writer, so that the log and what came with it are stored together.
-        await asyncio.to_thread(repo(state).insert_complete_logs, records, extras, feedback)
+        await state.store.call(repo(state).insert_complete_logs, records, extras, feedback)
     else:
         await state.writer.write(records)
     created = [
@@ -412,7 +411,7 @@ async def _update(
         values["error"] = body.error
     if "duration" in body.model_fields_set:
         values["duration"] = body.duration
-    if not await asyncio.to_thread(repo(state).update_log, org_id, log_id, values):
+    if not await state.store.call(repo(state).update_log, org_id, log_id, values):
         raise NotFound(f"log {what} not found")
     return json_response(await _one_log(state, org_id, log_id))
 
@@ -441,7 +440,7 @@ async def update_log(id: str, request: Request, principal: OrgDep, state: StateD
 async def update_log_by_reference(
     reference_id: str, request: Request, principal: OrgDep, state: StateDep
 ) -> Response:
-    found = await asyncio.to_thread(repo(state).log_id_by_reference, principal.org_id, reference_id)
+    found = await state.store.call(repo(state).log_id_by_reference, principal.org_id, reference_id)
     return await _update(
         state, request, principal.org_id, found, f"with reference id '{reference_id}'"
     )
@@ -454,5 +453,5 @@ async def delete_logs(
     principal: OrgDep, state: StateDep, id: Annotated[list[str] | None, Query()] = None
 ) -> Response:
     store: LogsRepo = repo(state)
-    await asyncio.to_thread(store.delete_logs, principal.org_id, id or [])
+    await state.store.call(store.delete_logs, principal.org_id, id or [])
     return Response(status_code=204)

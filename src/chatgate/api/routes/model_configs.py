@@ -6,7 +6,6 @@ Resolver's cache): the same parameters give the same ``config_…`` id however t
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -53,7 +52,7 @@ async def _config_id(
 
 
 async def _stored(state: AppState, principal: Principal, config_id: str) -> dict[str, Any]:
-    row = await asyncio.to_thread(state.store.config, principal.org_id, config_id)
+    row = await state.store.call(state.store.config, principal.org_id, config_id)
     if row is None:
         raise NotFound(f"model config '{config_id}' not found")
     return row
@@ -89,11 +88,9 @@ async def register(request: Request) -> Response:
     )
     config_id = await _config_id(request, state, principal, config)
     store = state.store
-    await asyncio.to_thread(projects_repo.register_config, store, org_id, project_id, config_id)
-    project = await asyncio.to_thread(projects_repo.project, store, org_id, project_id)
-    uses = await asyncio.to_thread(
-        projects_repo.config_uses, store, org_id, project_id, [config_id]
-    )
+    await store.call(projects_repo.register_config, store, org_id, project_id, config_id)
+    project = await store.call(projects_repo.project, store, org_id, project_id)
+    uses = await store.call(projects_repo.config_uses, store, org_id, project_id, [config_id])
     if project is None or not uses:
         raise NotFound(f"project '{project_id}' not found")  # deleted meanwhile
     return json_response(project_config_response(project, uses[0]))

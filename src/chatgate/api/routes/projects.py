@@ -7,7 +7,6 @@ project, config or environment is a 404 like a missing one.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -128,7 +127,7 @@ async def list_projects(
         records = _render_projects(state.store, org_id, rows)
         return page_response(records, page=page, size=size, total=total)
 
-    return json_response(await asyncio.to_thread(work))
+    return json_response(await state.store.call(work))
 
 
 @router.post(
@@ -149,14 +148,12 @@ async def create_project(request: Request) -> Response:
             raise BadRequest(f"a project named '{body.name}' already exists")
         return _render_project(state.store, org_id, created["id"])
 
-    return json_response(await asyncio.to_thread(work), 201)
+    return json_response(await state.store.call(work), 201)
 
 
 @router.get("/projects/{id}", summary="Get", operation_id="Projects_get")
 async def get_project(id: str, principal: OrgDep, state: StateDep) -> Response:
-    return json_response(
-        await asyncio.to_thread(_render_project, state.store, principal.org_id, id)
-    )
+    return json_response(await state.store.call(_render_project, state.store, principal.org_id, id))
 
 
 @router.patch(
@@ -181,7 +178,7 @@ async def update_project(id: str, request: Request) -> Response:
             projects_repo.deploy(store, org_id, id, body.active_config_id, [env["id"]])
         return _render_project(store, org_id, id)
 
-    rendered = await asyncio.to_thread(work)
+    rendered = await state.store.call(work)
     if body.name is not None:
         resolver_of(request).forget_project(org_id, id)  # the old name must not resolve to it
     return json_response(rendered)
@@ -189,7 +186,7 @@ async def update_project(id: str, request: Request) -> Response:
 
 @router.delete("/projects/{id}", summary="Delete", operation_id="Projects_delete", status_code=204)
 async def delete_project(id: str, request: Request, principal: OrgDep, state: StateDep) -> Response:
-    deleted = await asyncio.to_thread(
+    deleted = await state.store.call(
         projects_repo.delete_project, state.store, principal.org_id, id
     )
     if not deleted:
@@ -214,7 +211,7 @@ async def list_configs(
         uses = projects_repo.config_uses(store, org_id, id)
         return [project_config_response(project, use) for use in uses]
 
-    return json_response(await asyncio.to_thread(work))
+    return json_response(await state.store.call(work))
 
 
 def _active(
@@ -247,7 +244,7 @@ async def get_active_config(
             )
         return active_config_response(project, uses[0], env["id"])
 
-    return json_response(await asyncio.to_thread(work))
+    return json_response(await state.store.call(work))
 
 
 @router.delete(
@@ -267,7 +264,7 @@ async def deactivate_config(
         projects_repo.undeploy(state.store, principal.org_id, id, env["id"])
         return _render_project(state.store, principal.org_id, id)
 
-    return json_response(await asyncio.to_thread(work))
+    return json_response(await state.store.call(work))
 
 
 def _deployments(store: Store, org_id: str, project: dict[str, Any]) -> list[dict[str, Any]]:
@@ -287,7 +284,7 @@ async def list_deployed_configs(id: str, principal: OrgDep, state: StateDep) -> 
         project = _project_or_404(state.store, principal.org_id, id)
         return _deployments(state.store, principal.org_id, project)
 
-    return json_response(await asyncio.to_thread(work))
+    return json_response(await state.store.call(work))
 
 
 @router.patch(
@@ -313,7 +310,7 @@ async def deploy_config(project_id: str, request: Request) -> Response:
         projects_repo.deploy(store, org_id, project_id, body.config_id, env_ids)
         return _deployments(store, org_id, project)
 
-    return json_response(await asyncio.to_thread(work))
+    return json_response(await state.store.call(work))
 
 
 @router.delete(
@@ -335,4 +332,4 @@ async def delete_deployed_config(
             )
         return _deployments(store, org_id, project)
 
-    return json_response(await asyncio.to_thread(work))
+    return json_response(await state.store.call(work))

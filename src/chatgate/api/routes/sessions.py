@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -28,7 +27,7 @@ router = APIRouter(tags=["Sessions"])
     description="Create a new session; log to it with its `session_id`.",
 )
 async def create_session(principal: OrgDep, state: StateDep) -> Response:
-    session_id = await asyncio.to_thread(repo(state).create_session, principal.org_id)
+    session_id = await state.store.call(repo(state).create_session, principal.org_id)
     return json_response({"id": session_id}, 201)
 
 
@@ -47,15 +46,15 @@ async def list_sessions(
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
 ) -> Response:
     org_id = principal.org_id
-    if await asyncio.to_thread(state.store.project, org_id, project_id) is None:
+    if await state.store.call(state.store.project, org_id, project_id) is None:
         raise NotFound(f"project '{project_id}' not found")
     served, offset = page_bounds(page, size)
-    session_ids, total = await asyncio.to_thread(
+    session_ids, total = await state.store.call(
         repo(state).project_session_ids, org_id, project_id, offset=offset, limit=size
     )
     records = []
     for session_id in session_ids:
-        summary = await asyncio.to_thread(state.store.session_summary, org_id, session_id)
+        summary = await state.store.call(state.store.session_summary, org_id, session_id)
         if summary is not None:
             records.append(session_response(summary))
     return json_response(paginated(records, served, size, total))
@@ -65,7 +64,7 @@ async def list_sessions(
     "/sessions/{id}", summary="Get", operation_id="Sessions_get", response_model=SessionResponse
 )
 async def get_session(id: str, principal: OrgDep, state: StateDep) -> Response:
-    summary = await asyncio.to_thread(state.store.session_summary, principal.org_id, id)
+    summary = await state.store.call(state.store.session_summary, principal.org_id, id)
     if summary is None:
         raise NotFound(f"session '{id}' not found")
     return json_response(session_response(summary))
