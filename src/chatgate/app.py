@@ -118,7 +118,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store, fernet_for(load_or_create_secret(settings)), settings.vendor_env
         )
         # The project routes clear it when a project is deleted or renamed.
-        app.state.resolver = resolver = Resolver(store)
+        app.state.resolver = resolver = Resolver(
+            store, project_cache_seconds=settings.project_cache_seconds
+        )
         service = ChatService(
             registry=registry,
             resolver=resolver,

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 32 * 1024 * 1024
     #: Seconds a cached API-key lookup is trusted; a revoked key stops working within this time.
     auth_cache_seconds: float = 10.0
+    #: Seconds a cached project lookup (name or id -> project) is trusted. A project renamed or
+    #: deleted through another server process is seen by this one within this time.
+    project_cache_seconds: float = 10.0
     #: Seconds of silence on a stream after which a keep-alive comment is sent.
     sse_keepalive_seconds: float = 15.0
     #: Total seconds allowed for one upstream provider call (for a stream: the longest silence).

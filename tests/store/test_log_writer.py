@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 
@@ -60,3 +61,32 @@ def test_sequential_writes_keep_the_wal_bounded_and_lose_nothing(tmp_path: Path)
     # Without restarts the WAL grows by every commit (tens of MB here); with them it stays near
     # the threshold plus the commits made while the last background checkpoint ran.
     assert largest_wal < 4 * 512 * 1024, largest_wal
+
+
+def test_a_refused_record_fails_only_its_own_caller(tmp_path: Path) -> None:
+    """Callers whose records share a batch with one the database refuses (its project is gone)
+    still get their records committed; only that caller learns of the failure."""
+    store = Store(f"sqlite:///{tmp_path / 'logs.db'}")
+    store.upgrade()
+    good = _records(store, 20)
+    orphan = dataclasses.replace(good[0], id="data_orphan", project_id="pr_deleted")
+    outcomes: list[BaseException | None] = []
+
+    async def main() -> None:
+        writer = LogWriter(store)
+        writer.start()
+        # Queued before the writer task first runs, so they form one batch.
+        writes = [writer.write([one]) for one in good[:10]]
+        writes.append(writer.write([orphan]))
+        writes += [writer.write([one]) for one in good[10:]]
+        outcomes.extend(await asyncio.gather(*writes, return_exceptions=True))
+        await writer.close()
+
+    asyncio.run(main())
+    assert [isinstance(o, sa.exc.IntegrityError) for o in outcomes] == [False] * 10 + [True] + [
+        False
+    ] * 10
+    with store.engine.connect() as c:
+        stored = set(c.scalars(sa.select(t.logs.c.id)))
+    assert stored == {r.id for r in good}
+    store.close()

@@ -334,6 +334,9 @@ class ChatService:
         except ChatgateError:
             raise
         except Exception as exc:
+            # Most likely their project was deleted by another server process meanwhile (the
+            # database refuses a log of a missing project): resolve it afresh next time.
+            self._resolver.forget_projects_of(records)
             raise ServiceUnavailable(
                 f"the call succeeded but could not be recorded ({type(exc).__name__}); retry later"
             ) from exc

@@ -2,13 +2,20 @@
 
 Projects, sessions and model configs rarely change and are never deleted by the chat path, so
 positive answers are cached per process: a warm request makes no database round trip for them.
+
+Projects can be renamed or deleted through the API, by any server process; the one that does it
+forgets them at once, the others' cached answers about projects expire after
+``project_cache_seconds`` (and a log that could not be stored because its project is gone makes
+this process forget that project at once: see :meth:`Resolver.forget_projects_of`).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from typing import Any
 
-from chatgate.domain import ModelConfig
+from chatgate.domain import LogRecord, ModelConfig
 from chatgate.errors import InvalidRequest, NotFound
 from chatgate.store.sql import LogRef, Store
 
@@ -25,19 +32,30 @@ class _BoundedCache(dict[Any, Any]):
 
 
 class Resolver:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, project_cache_seconds: float = 10.0) -> None:
         self._store = store
+        self._project_ttl = project_cache_seconds
+        #: key -> (project id, monotonic time the answer expires)
         self._projects = _BoundedCache()
         self._sessions = _BoundedCache()
         self._configs = _BoundedCache()
 
+    def _cached_project(self, key: tuple[str, str, str]) -> str | None:
+        entry = self._projects.get(key)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return str(entry[0])
+
+    def _cache_project(self, key: tuple[str, str, str], project_id: str) -> None:
+        self._projects.put(key, (project_id, time.monotonic() + self._project_ttl))
+
     async def project(self, org_id: str, *, name: str | None, project_id: str | None) -> str:
         if project_id is not None:
             key = (org_id, "id", project_id)
-            if key not in self._projects:
+            if self._cached_project(key) is None:
                 if await self._store.call(self._store.project, org_id, project_id) is None:
                     raise NotFound(f"project '{project_id}' not found")
-                self._projects.put(key, project_id)
+                self._cache_project(key, project_id)
             return project_id
         if name is None:
             raise InvalidRequest.at(
@@ -46,24 +64,30 @@ class Resolver:
                 "value_error.missing",
             )
         key = (org_id, "name", name)
-        found = self._projects.get(key)
+        found = self._cached_project(key)
         if found is None:
             found = await self._store.call(self._store.get_or_create_project, org_id, name)
-            self._projects.put(key, found)
-        return str(found)
+            self._cache_project(key, found)
+        return found
 
     def forget_project(self, org_id: str, project_id: str) -> None:
         """Drop every cached answer that leads to the project (deleted or renamed).
 
-        Only this process's cache: other server processes keep theirs (see docs/compat.md).
+        Only this process's cache: other server processes keep theirs until they expire.
         """
         stale = [
             key
-            for key, value in self._projects.items()
+            for key, (value, _expires) in self._projects.items()
             if key[0] == org_id and (value == project_id or key[2] == project_id)
         ]
         for key in stale:
             del self._projects[key]
+
+    def forget_projects_of(self, records: Iterable[LogRecord]) -> None:
+        """After records could not be stored: their project may have been deleted by another
+        process, so the next request resolves it afresh instead of failing the same way."""
+        for org_id, project_id in {(r.org_id, r.project_id) for r in records}:
+            self.forget_project(org_id, project_id)
 
     async def session(
         self, org_id: str, *, session_id: str | None, reference_id: str | None

@@ -32,6 +32,16 @@ _Item = tuple[Sequence[LogRecord], asyncio.Future[None]]
 _T = TypeVar("_T")
 
 
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    """Release a waiting caller: with its records committed, or with why they were not."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
 class LogWriter:
     #: Records committed between two checkpoints of SQLite's write-ahead log (see _run).
     CHECKPOINT_RECORDS = 30
@@ -119,21 +129,39 @@ class LogWriter:
             records = [r for recs, _ in batch for r in recs]
             try:
                 await self._on_writer(loop, self._commit, records)
-            except Exception as exc:  # the database failed: every waiting caller learns it
-                log.exception("log commit of %d records failed", len(records))
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            except Exception as exc:
+                if len(batch) == 1:
+                    log.exception("log commit of %d records failed", len(records))
+                    _settle(batch[0][1], exc)
+                else:
+                    # The database refused the batch (it was reachable: an outage is journaled,
+                    # not raised), e.g. one log of a project just deleted by another process.
+                    # One caller's bad record must not fail the others: one commit per caller.
+                    log.warning(
+                        "log commit of %d records failed (%s); retrying one caller at a time",
+                        len(records),
+                        exc,
+                    )
+                    await self._commit_one_by_one(loop, batch)
             else:
                 for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
+                    _settle(future, None)
             self._since_checkpoint += len(records)
             if self._store.is_sqlite and not self.outage and self._should_checkpoint():
                 self._since_checkpoint = 0
                 await self._checkpoint_wal(loop)
             if stop:
                 return
+
+    async def _commit_one_by_one(self, loop: asyncio.AbstractEventLoop, batch: list[_Item]) -> None:
+        for records, future in batch:
+            try:
+                await self._on_writer(loop, self._commit, list(records))
+            except Exception as exc:
+                log.exception("log commit of %d records failed", len(records))
+                _settle(future, exc)
+            else:
+                _settle(future, None)
 
     async def _on_writer(
         self, loop: asyncio.AbstractEventLoop, fn: Callable[..., _T], *args: Any

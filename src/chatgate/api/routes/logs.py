@@ -383,12 +383,16 @@ async def create_logs(request: Request, principal: OrgDep, state: StateDep) -> R
         records.append(record)
         extras.append(extra)
         feedback.extend(item_feedback)
-    if feedback or any(e.values for e in extras):
-        # Columns and feedback a chat log never has: one transaction of its own rather than
-        # the group-committed writer, so that the log and what came with it are stored together.
-        await state.store.call(repo(state).insert_complete_logs, records, extras, feedback)
-    else:
-        await state.writer.write(records)
+    try:
+        if feedback or any(e.values for e in extras):
+            # Columns and feedback a chat log never has: one transaction of its own rather than
+            # the group-committed writer, so the log and what came with it are stored together.
+            await state.store.call(repo(state).insert_complete_logs, records, extras, feedback)
+        else:
+            await state.writer.write(records)
+    except Exception:
+        resolver.forget_projects_of(records)  # deleted by another process? resolve afresh
+        raise
     created = [
         {"id": r.id, "project_id": r.project_id, "session_id": r.session_id} for r in records
     ]
