@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -133,26 +132,21 @@ class Store:
         else:
             self.engine.dispose()
 
-    #: WAL size above which a checkpoint waits for other writers (other server processes) so
-    #: that the WAL can restart; below it, checkpoints never block anyone (PASSIVE).
-    WAL_RESTART_BYTES = 64 * 1024 * 1024
+    def checkpoint(self, *, wait_for_writers: bool = False) -> int:
+        """Copy SQLite's WAL into the database; return how many frames (pages) the WAL holds.
 
-    def wal_bytes(self) -> int:
-        """Size of SQLite's write-ahead log file (0 for PostgreSQL or when there is none)."""
+        PASSIVE by default: it never waits for anyone and copies what it can. The WAL restarts
+        from its beginning at the first commit after every frame was copied. With
+        ``wait_for_writers`` (RESTART) it waits for other connections' writes (other server
+        processes) so that the restart surely happens. The file keeps its size for reuse; the
+        returned count is what it holds now.
+        """
         if not self.is_sqlite:
             return 0
-        try:
-            return os.stat(f"{self.engine.url.database or ''}-wal").st_size
-        except OSError:
-            return 0
-
-    def checkpoint(self) -> None:
-        """Copy the SQLite WAL into the database; the WAL restarts once it is fully copied."""
-        if not self.is_sqlite:
-            return
-        mode = "RESTART" if self.wal_bytes() > self.WAL_RESTART_BYTES else "PASSIVE"
+        mode = "RESTART" if wait_for_writers else "PASSIVE"
         with self.engine.connect() as c:
-            c.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+            row = c.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})").first()
+        return int(row[1]) if row is not None and row[1] is not None else 0
 
     # --- organisations and API keys -------------------------------------------------------
 
