@@ -31,8 +31,13 @@ from pydantic import ValidationError
 from chatgate.api.schemas.chat import ModelConfigChatRequest
 from chatgate.errors import FieldProblem, InvalidRequest
 
-# PyYAML ships no type information; it arrives with uvicorn[standard].
-yaml: Any = importlib.import_module("yaml")
+
+def _yaml() -> Any:
+    """PyYAML, imported on first use: only the .prompt endpoints need it, and a server that
+    never serves them does not carry it (about a megabyte). It ships no type information and
+    arrives with uvicorn[standard]."""
+    return importlib.import_module("yaml")
+
 
 ROLES = ("system", "user", "assistant", "developer")
 INDENT = "  "
@@ -97,7 +102,7 @@ def serialize(config: ModelConfigChatRequest) -> str:
         if f"</{message.role}>" in message.content:
             raise _problem(loc, f"the content contains the closing tag </{message.role}>")
         blocks.append(f"<{message.role}>\n{_indent(message.content)}\n</{message.role}>\n")
-    front: str = yaml.safe_dump(
+    front: str = _yaml().safe_dump(
         header, sort_keys=False, allow_unicode=True, default_flow_style=False
     )
     return _FRONT + front + _FRONT + "\n".join(blocks)
@@ -111,8 +116,8 @@ def deserialize(text: str) -> ModelConfigChatRequest:
     if end < 0:
         raise _problem("config", "the front matter has no closing '---' line")
     try:
-        header = yaml.safe_load(text[len(_FRONT) : end + 1]) or {}
-    except yaml.YAMLError as exc:
+        header = _yaml().safe_load(text[len(_FRONT) : end + 1]) or {}
+    except _yaml().YAMLError as exc:
         raise _problem("config", f"the front matter is not valid YAML: {exc}") from None
     if not isinstance(header, dict):
         raise _problem("config", "the front matter must be a mapping of parameters")

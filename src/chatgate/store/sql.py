@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.util import greenlet_spawn
 
 from chatgate import ids
@@ -373,8 +371,14 @@ class Store:
             return
         statement: sa.Insert
         if self.is_sqlite:
+            # Imported here: only a journal replay needs them, and a server that never replays
+            # does not carry the other backend's dialect.
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
             statement = sqlite_insert(t.logs).on_conflict_do_nothing(index_elements=["id"])
         else:
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
             statement = postgresql_insert(t.logs).on_conflict_do_nothing(index_elements=["id"])
         with self.engine.begin() as c:
             c.execute(statement, rows)
