@@ -89,6 +89,13 @@ async def _database_error(_request: Request, exc: Exception) -> Response:
     return await _unexpected(_request, exc)
 
 
+async def _database_busy(_request: Request, exc: Exception) -> Response:
+    # Every pooled connection stayed busy for the pool's whole timeout: overload, not a bug.
+    log.error("no database connection free: %s", exc)
+    message = "the database is busy (no connection became free in time); retry later"
+    return json_response(error_body(503, message, "service_unavailable_error"), 503)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return json_response(error_body(500, "internal server error; see the server log"), 500)
@@ -99,4 +106,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(sa.exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa.exc.TimeoutError, _database_busy)
     app.add_exception_handler(Exception, _unexpected)
