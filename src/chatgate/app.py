@@ -139,8 +139,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             flusher.cancel()
             await writer.close()
             await http.close()
-            await store.call(auth.flush_last_used)
-            await store.call(store.checkpoint)
+            # Best effort: with the database unreachable these fail, and the shutdown must still
+            # close the store and end cleanly (the logs are safe: committed or journaled).
+            for finishing in (auth.flush_last_used, store.checkpoint):
+                try:
+                    await store.call(finishing)
+                except Exception as exc:
+                    log.warning("at shutdown, %s failed: %s", finishing.__name__, exc)
             await store.aclose()
 
     app = FastAPI(

@@ -161,3 +161,40 @@ def test_sigterm_finishes_in_flight_streams_and_drains(tmp_path: Path, fake: Fak
     org_id = store.org_id_by_name("acme")
     row = store.log(org_id, log_id) if org_id else None
     assert row is not None and row["output"] == "Echo: one two three four five six seven eight"
+
+
+def test_sigterm_during_a_database_outage_exits_0_with_the_calls_journaled(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    from tests.api.test_database_outage import Postgres
+
+    postgres = Postgres()
+    try:
+        env = {
+            **os.environ,
+            "CHATGATE_DATA_DIR": str(tmp_path),
+            "CHATGATE_DATABASE_URL": postgres.url,
+            "OPENAI_BASE_URL": fake.url,
+            "OPENAI_API_KEY": "sk-test",
+        }
+        key = subprocess.run(
+            [sys.executable, "-m", "chatgate", "keys", "create", "--org", "acme"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()[-1]
+        served = Served(tmp_path, env)
+        chat = {"url": f"{served.url}/v4/chat", "json": BODY, "headers": {"X-API-KEY": key}}
+        assert httpx.post(**chat).status_code == 200  # key, project and config now cached
+        postgres.stop()
+        during = httpx.post(**chat)
+        assert during.status_code == 200, during.text
+        served.process.send_signal(signal.SIGTERM)
+        assert served.process.wait(30) == 0, served.output.read_text()
+        output = served.output.read_text()
+        assert "Traceback" not in output, output
+        journals = list(tmp_path.glob("journal-*.jsonl"))
+        assert journals and during.json()["data"][0]["id"] in journals[0].read_text()
+    finally:
+        postgres.close()
