@@ -16,11 +16,10 @@ reassembled response is what the non-streamed call would have returned.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 from collections.abc import AsyncGenerator
-from contextlib import AbstractAsyncContextManager, suppress
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +34,7 @@ from chatgate.errors import (
     ProviderError,
 )
 from chatgate.providers import _http
+from chatgate.providers._samples import merged_samples
 from chatgate.providers._sse import SSEDecoder
 from chatgate.providers.base import ProviderSpec, Upstream
 from chatgate.streaming import (
@@ -587,47 +587,13 @@ class GeminiWire:
                 )
             )
 
-    async def _concurrent(
+    def _concurrent(
         self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
     ) -> AsyncGenerator[StreamEvent, None]:
-        """One call per sample, run concurrently; events merged as they come.
-
-        At most one event per call is held at a time (each call is read only when its last
-        event was passed on), so memory stays bounded however long the replies are.
-        A call failing before anything was produced fails the whole request as a plain error;
-        a later failure ends the merged stream (the other calls are cancelled).
-        """
+        """One call per sample (models without ``candidateCount``), merged as they come."""
         single = replace(call, num_samples=1)
-        calls = [self._one(http, upstream, single, spec, i) for i in range(call.num_samples)]
-        pending: dict[asyncio.Future[StreamEvent], int] = {
-            asyncio.ensure_future(anext(gen)): i for i, gen in enumerate(calls)
-        }
-        produced = False
-        try:
-            while pending:
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: pending[f]):
-                    i = pending.pop(future)
-                    try:
-                        event = future.result()
-                    except StopAsyncIteration:
-                        continue
-                    except ProviderError as exc:
-                        if not produced:
-                            raise
-                        yield StreamFailed(exc)
-                        return
-                    produced = True
-                    yield event
-                    if isinstance(event, StreamFailed):
-                        return
-                    pending[asyncio.ensure_future(anext(calls[i]))] = i
-        finally:
-            for future in pending:
-                future.cancel()
-            for future in pending:
-                with suppress(BaseException):
-                    await future
-            for gen in calls:
-                with suppress(BaseException):
-                    await gen.aclose()
+        return merged_samples(
+            lambda index: self._one(http, upstream, single, spec, index),
+            call.num_samples,
+            spec.origin,
+        )
