@@ -211,11 +211,15 @@ class LogWriter:
 
     def _journal_append(self, records: list[LogRecord]) -> None:
         assert self._journal is not None
+        self._file_work(self._journal.append, records)
+
+    def _file_work(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Journal file work from writer code: on asyncpg that code runs on the event loop (in
+        Store.call's greenlet), so fsyncs and reading a long journal wait in a thread instead;
+        otherwise it already runs on the writer's thread."""
         if self._store.is_async:
-            # On the event loop (in Store.call's greenlet): the fsync waits in a thread instead.
-            await_only(asyncio.to_thread(self._journal.append, records))
-        else:
-            self._journal.append(records)
+            return await_only(asyncio.to_thread(fn, *args))
+        return fn(*args)
 
     def _try_replay(self) -> bool:
         """Move the journal into the database if it is reachable again; True once done."""
@@ -224,14 +228,14 @@ class LogWriter:
         if now - self._last_replay < self.REPLAY_SECONDS:
             return False
         self._last_replay = now
-        pending = self._journal.pending()
+        pending = self._file_work(self._journal.pending)
         try:
             self._store.insert_logs_skipping_existing(pending)
         except Exception as exc:
             if not self._store.is_unreachable(exc):
                 log.exception("replaying %d journaled log records failed", len(pending))
             return False
-        self._journal.clear()
+        self._file_work(self._journal.clear)
         self.outage = False
         log.warning("database reachable again: replayed %d journaled log records", len(pending))
         return True
