@@ -539,6 +539,12 @@ class Postgres:
         self._query(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def drop_database(self, name: str) -> None:
+        """Drop a database and checkpoint, so that neither autovacuum (of its logs) nor the
+        checkpointer (of its pages) runs later, on the load core, during another phase."""
+        self._query(f'DROP DATABASE "{name}"')
+        self._query("CHECKPOINT")
+
     def count_logs(self, database: str) -> tuple[int, int]:
         total, failed = self._query("SELECT count(*), count(error) FROM logs", database)[0]
         return int(total), int(failed)
@@ -1227,6 +1233,7 @@ def postgres_comparison(
         )
         if backend == "postgres":
             run.logs_in_db, run.logs_with_error = pg.count_logs(database)
+            pg.drop_database(database)
         else:
             run.logs_in_db, run.logs_with_error = count_logs(data_dir)
         log(
