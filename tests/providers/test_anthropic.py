@@ -5,6 +5,7 @@ Anthropic server speaking the real wire (recorded transcripts in tests/fixtures/
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,26 +20,18 @@ from chatgate.providers import BUILTIN
 from chatgate.providers.anthropic_messages import AnthropicMessagesWire
 from tests.conftest import RunningServer, start_server
 from tests.fakes.anthropic_server import FakeAnthropic, error_body, message, sse_pieces
+from tests.providers._transcripts import WEATHER, read_json, read_pieces
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "anthropic"
 ENV_KEY = "sk-ant-env-0123456789abcdef"
 SPEC = BUILTIN["anthropic"]
 MODEL = "claude-sonnet-4-5-20250929"
-WEATHER = Tool(
-    name="get_weather",
-    description="Current weather",
-    parameters={"type": "object", "properties": {"location": {"type": "string"}}},
-)
 
 
-def fixture_json(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+fixture_json = functools.partial(read_json, FIXTURES)
 
 
-def fixture_pieces(name: str, size: int = 37) -> list[bytes]:
-    """A recorded stream cut into arbitrary pieces (events split across reads)."""
-    raw = (FIXTURES / name).read_bytes()
-    return [raw[i : i + size] for i in range(0, len(raw), size)]
+fixture_pieces = functools.partial(read_pieces, FIXTURES, size=37)
 
 
 # --- fixtures -----------------------------------------------------------------------------------

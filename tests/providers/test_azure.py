@@ -8,6 +8,7 @@ too; its address classes are unit-tested in test_url_guard.py.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from humanloop import Humanloop  # type: ignore[import-untyped]
 from tests.api.test_streaming import parse_frames
 from tests.conftest import RunningServer, UvicornThread, start_server
 from tests.fakes.azure_server import FakeAzure
+from tests.providers._transcripts import read_json
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "azure"
 AZURE_KEY = "azure-env-key-0123456789abcdef0123"
@@ -27,8 +29,7 @@ PATH = "/openai/deployments/my-gpt4o/chat/completions?api-version=2024-10-21"
 PIXEL = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+fixture = functools.partial(read_json, FIXTURES)
 
 
 def fixture_pieces(name: str) -> list[bytes]:

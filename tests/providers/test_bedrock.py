@@ -6,6 +6,7 @@ transcripts in tests/fixtures/bedrock)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,21 +31,16 @@ from tests.fakes.bedrock_server import (
     response,
     stream_pieces,
 )
+from tests.providers._transcripts import WEATHER, cut, read_json
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "bedrock"
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 SPEC = build_registry({}, {"AWS_REGION": "eu-west-1"})["bedrock"]
 CLOCK = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
-WEATHER = Tool(
-    name="get_weather",
-    description="Current weather",
-    parameters={"type": "object", "properties": {"location": {"type": "string"}}},
-)
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 
 
-def fixture_json(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+fixture_json = functools.partial(read_json, FIXTURES)
 
 
 def transcript(name: str, size: int = 29) -> list[bytes]:
@@ -55,7 +51,7 @@ def transcript(name: str, size: int = 29) -> list[bytes]:
         else event(item["event"], item["data"])
         for item in fixture_json(name)
     )
-    return [raw[i : i + size] for i in range(0, len(raw), size)]
+    return cut(raw, size)
 
 
 # --- fixtures -----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ speaking the real wire (recorded transcripts in tests/fixtures/cohere)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,27 +19,19 @@ from chatgate.providers import BUILTIN, build_registry
 from chatgate.providers.cohere_chat import CohereChatWire
 from tests.conftest import RunningServer, start_server
 from tests.fakes.cohere_server import FakeCohere, error_body, response, sse_pieces
+from tests.providers._transcripts import WEATHER, read_json, read_pieces
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "cohere"
 ENV_KEY = "co-env-0123456789abcdef"
 SPEC = BUILTIN["cohere"]
 MODEL = "command-a-03-2025"
-WEATHER = Tool(
-    name="get_weather",
-    description="Current weather",
-    parameters={"type": "object", "properties": {"location": {"type": "string"}}},
-)
 USER = Message("user", "Hi")
 
 
-def fixture_json(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+fixture_json = functools.partial(read_json, FIXTURES)
 
 
-def fixture_pieces(name: str, size: int = 41) -> list[bytes]:
-    """A recorded stream cut into arbitrary pieces (events split across reads)."""
-    raw = (FIXTURES / name).read_bytes()
-    return [raw[i : i + size] for i in range(0, len(raw), size)]
+fixture_pieces = functools.partial(read_pieces, FIXTURES, size=41)
 
 
 # --- fixtures -----------------------------------------------------------------------------------

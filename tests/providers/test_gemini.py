@@ -6,6 +6,7 @@ from transcripts in tests/fixtures/gemini/ written from Google's public API refe
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +18,14 @@ from humanloop import Humanloop  # type: ignore[import-untyped]
 from tests.api.test_streaming import parse_frames
 from tests.conftest import RunningServer, UvicornThread, start_server
 from tests.fakes.gemini_server import FakeGemini, error_body
+from tests.providers._transcripts import read_json
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "gemini"
 GEMINI_KEY = "AIzaSy-env-gemini-key-0123456789"
 USER = [{"role": "user", "content": "hello there"}]
 
 
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+fixture = functools.partial(read_json, FIXTURES)
 
 
 def fixture_pieces(name: str) -> list[bytes]:

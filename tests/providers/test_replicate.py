@@ -5,6 +5,7 @@ a fake Replicate API speaking the real wire (transcripts in tests/fixtures/repli
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from chatgate.providers import replicate as replicate_wire
 from chatgate.providers.replicate import ReplicateWire
 from tests.conftest import RunningServer, start_server
 from tests.fakes.replicate_server import FakeReplicate, sse
+from tests.providers._transcripts import read_json, read_pieces
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "replicate"
 ENV_KEY = "r8_env0123456789abcdef"
@@ -27,13 +29,10 @@ MODEL = "meta/meta-llama-3-8b-instruct"
 USER = Message("user", "Hi")
 
 
-def fixture_json(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
+fixture_json = functools.partial(read_json, FIXTURES)
 
 
-def fixture_pieces(name: str, size: int = 23) -> list[bytes]:
-    raw = (FIXTURES / name).read_bytes()
-    return [raw[i : i + size] for i in range(0, len(raw), size)]
+fixture_pieces = functools.partial(read_pieces, FIXTURES, size=23)
 
 
 @pytest.fixture(scope="session")
