@@ -41,6 +41,14 @@ class RunningServer:
         with self.client(key) as client:
             return client.post("/chat", json=body)
 
+    def get_log(self, log_id: str) -> dict[str, Any]:
+        """GET /v4/logs/{id} as organisation acme; the log must exist."""
+        with self.client() as client:
+            response = client.get(f"/logs/{log_id}")
+        assert response.status_code == 200, response.text
+        result: dict[str, Any] = response.json()
+        return result
+
     def store(self) -> Store:
         return Store(self.settings.resolved_database_url)
 

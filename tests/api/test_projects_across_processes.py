@@ -51,13 +51,6 @@ def _chat(server: RunningServer, project: str) -> Any:
     return server.post_chat(body)
 
 
-def _project_of_log(server: RunningServer, log_id: str) -> str:
-    with server.client() as client:
-        response = client.get(f"/logs/{log_id}")
-    assert response.status_code == 200, response.text
-    return str(response.json()["project_id"])
-
-
 def test_a_project_deleted_elsewhere_costs_at_most_one_failed_log(
     tmp_path: Path, fake: FakeOpenAI, database_url: str
 ) -> None:
@@ -76,7 +69,7 @@ def test_a_project_deleted_elsewhere_costs_at_most_one_failed_log(
         assert retried.status_code == 200, retried.text
         second = retried.json()["project_id"]
         assert second != first
-        assert _project_of_log(a, retried.json()["data"][0]["id"]) == second
+        assert a.get_log(retried.json()["data"][0]["id"])["project_id"] == second
 
 
 def test_a_project_renamed_elsewhere_is_seen_once_the_cache_expires(

@@ -48,14 +48,6 @@ def stream_chat(
     return response, parse_frames(response.content)[0]
 
 
-def get_log(server: RunningServer, log_id: str) -> dict[str, Any]:
-    with server.client() as client:
-        response = client.get(f"/logs/{log_id}")
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def test_frames_are_v4_chat_responses_with_raw_deltas(
     server: RunningServer, fake: FakeOpenAI
 ) -> None:
@@ -87,7 +79,7 @@ def test_frames_are_v4_chat_responses_with_raw_deltas(
         "usage",
         "session_id",
     }
-    log = get_log(server, log_id)
+    log = server.get_log(log_id)
     assert log["output"] == "Echo: tell me a story"
     assert log["prompt_tokens"] == 4 and log["output_tokens"] == 5
 
@@ -113,7 +105,7 @@ def test_streamed_and_non_streamed_logs_match_field_for_field(
         plain_ids = [d["id"] for d in plain.json()["data"]]
         assert len(streamed_ids) == len(plain_ids)
         for streamed_id, plain_id in zip(streamed_ids, plain_ids, strict=True):
-            streamed, unstreamed = get_log(server, streamed_id), get_log(server, plain_id)
+            streamed, unstreamed = server.get_log(streamed_id), server.get_log(plain_id)
             for key in ("id", "created_at", "updated_at", "duration", "provider_latency"):
                 streamed.pop(key), unstreamed.pop(key)
             sent = streamed.pop("provider_request")
@@ -269,7 +261,7 @@ def test_error_after_streaming_began_ends_with_an_error_frame(
     while fake.disconnects == 0 and time.monotonic() < deadline:
         time.sleep(0.02)
     assert fake.disconnects == 1 and fake.completed_streams == 0
-    log = get_log(server, last["data"][0]["id"])
+    log = server.get_log(last["data"][0]["id"])
     assert log["error"] == "The server had an error"
     assert log["output"] == "Echo: tell"
     assert log["raw_output"] == "Echo: tell "
@@ -282,7 +274,7 @@ def test_stream_cut_without_finish_is_an_error(server: RunningServer, fake: Fake
     last = frames[-1]
     assert last["data"][0]["finish_reason"] == "error"
     assert "ended the stream" in last["error"]["message"]
-    log = get_log(server, last["data"][0]["id"])
+    log = server.get_log(last["data"][0]["id"])
     assert log["output"] == "Echo: tell me" and "ended the stream" in log["error"]
 
 

@@ -310,14 +310,6 @@ def test_messages_anthropic_cannot_take_are_422() -> None:
 # --- responses through a real chatgate ---------------------------------------------------------
 
 
-def get_log(server: RunningServer, log_id: str) -> dict[str, Any]:
-    with server.client() as client:
-        response = client.get(f"/logs/{log_id}")
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def parse_frames(raw: bytes) -> list[dict[str, Any]]:
     return [json.loads(block[6:]) for block in raw.split(b"\n\n") if block.startswith(b"data: ")]
 
@@ -399,7 +391,7 @@ def test_non_streamed_call_with_thinking_and_tool_use(
         "cache_write_tokens": 100,
     }
     assert result["provider_responses"] == [fixture_json("message_thinking_tool_use.json")]
-    log = get_log(server, data["id"])
+    log = server.get_log(data["id"])
     assert log["provider_response"] == fixture_json("message_thinking_tool_use.json")
     assert log["prompt_tokens"] == 592 and log["output_tokens"] == 89
     assert (log["cache_read_tokens"], log["cache_write_tokens"]) == (20, 100)
@@ -468,8 +460,8 @@ def test_streamed_log_equals_the_non_streamed_log(
     assert last["provider_responses"] == [recorded]  # the reassembled Message
     assert last["usage"] == plain["usage"]
     assert last["provider_request"]["stream"] is True
-    plain_log = get_log(server, plain["data"][0]["id"])
-    streamed_log = get_log(server, last["data"][0]["id"])
+    plain_log = server.get_log(plain["data"][0]["id"])
+    streamed_log = server.get_log(last["data"][0]["id"])
     for key in COMPARED:
         assert streamed_log[key] == plain_log[key], key
     # message_start carried the cache counts, message_delta the final output count
@@ -488,8 +480,8 @@ def test_default_replies_streamed_and_not_store_the_same_log(
     assert [f["data"][0]["output"] for f in frames] == ["Echo: ", "tell ", "me ", "a ", "story", ""]
     assert plain["data"][0]["output"] == "Echo: tell me a story"
     assert plain["data"][0]["finish_reason"] == "stop"
-    plain_log = get_log(server, plain["data"][0]["id"])
-    streamed_log = get_log(server, frames[-1]["data"][0]["id"])
+    plain_log = server.get_log(plain["data"][0]["id"])
+    streamed_log = server.get_log(frames[-1]["data"][0]["id"])
     for key in COMPARED:
         assert streamed_log[key] == plain_log[key], key
 
@@ -558,7 +550,7 @@ def test_error_event_mid_stream_ends_the_sample_and_keeps_the_partial_output(
     assert last["data"][0]["finish_reason"] == "error"
     assert last["error"]["type"] == "overloaded_error"
     assert last["error"]["origin"] == "Anthropic"
-    log = get_log(server, last["data"][0]["id"])
+    log = server.get_log(last["data"][0]["id"])
     assert log["output"] == "Once upon"
     assert log["error"] == "Overloaded"
     assert log["provider_response"]["content"] == [{"type": "text", "text": "Once upon "}]
@@ -602,7 +594,7 @@ def test_num_samples_runs_concurrent_calls_with_usage_per_sample(
     assert len(result["provider_responses"]) == 2
     assert {r["id"] for r in result["provider_responses"]} == {"msg_fake_1", "msg_fake_2"}
     # each sample's log carries its own call's usage; the call's usage is their sum
-    logs = [get_log(server, d["id"]) for d in result["data"]]
+    logs = [server.get_log(d["id"]) for d in result["data"]]
     assert [(log["prompt_tokens"], log["output_tokens"]) for log in logs] == [(4, 5), (4, 5)]
     assert result["usage"] == {
         "prompt_tokens": 8,
@@ -624,7 +616,7 @@ def test_num_samples_streamed_interleaves_both_samples(
         mine = [f["data"][0] for f in frames if f["data"][0]["index"] == index]
         assert "".join(d["output"] for d in mine) == "Echo: tell me a story"
         assert mine[-1]["finish_reason"] == "stop"
-        assert get_log(server, mine[-1]["id"])["output_tokens"] == 5
+        assert server.get_log(mine[-1]["id"])["output_tokens"] == 5
 
 
 def test_one_sample_failing_before_content_fails_the_call(

@@ -82,14 +82,6 @@ def stream(server: RunningServer, payload: dict[str, Any]) -> list[dict[str, Any
     return parse_frames(response.content)[0]
 
 
-def get_log(server: RunningServer, log_id: str) -> dict[str, Any]:
-    with server.client() as client:
-        response = client.get(f"/logs/{log_id}")
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 TOOLS: list[dict[str, Any]] = [
     {
         "name": "get_weather",
@@ -254,7 +246,7 @@ def test_transcript_streamed_and_not_log_the_same(server: RunningServer, azure: 
     assert plain["usage"] == usage and frames[-1]["usage"] == usage
     assert plain["provider_responses"] == [fixture("chat_completion.json")]
     assert frames[-1]["provider_responses"] == [fixture("chat_completion.json")]
-    logs = [get_log(server, plain["data"][0]["id"]), get_log(server, frames[0]["data"][0]["id"])]
+    logs = [server.get_log(plain["data"][0]["id"]), server.get_log(frames[0]["data"][0]["id"])]
     for key in ("output", "output_message", "finish_reason", "provider_response"):
         assert logs[0][key] == logs[1][key], key
 
@@ -320,7 +312,7 @@ def test_error_mid_stream(server: RunningServer, azure: FakeAzure) -> None:
     last = frames[-1]
     assert last["data"][0]["finish_reason"] == "error"
     assert last["error"]["origin"] == "Azure OpenAI" and last["error"]["code"] == 502
-    log = get_log(server, frames[0]["data"][0]["id"])
+    log = server.get_log(frames[0]["data"][0]["id"])
     assert log["output"] == "Paris is" and "server had an error" in log["error"]
 
 

@@ -384,14 +384,6 @@ def test_region_and_endpoint_come_only_from_the_environment() -> None:
 # --- responses through a real chatgate ---------------------------------------------------------
 
 
-def get_log(server: RunningServer, log_id: str) -> dict[str, Any]:
-    with server.client() as client:
-        result = client.get(f"/logs/{log_id}")
-    assert result.status_code == 200, result.text
-    log: dict[str, Any] = result.json()
-    return log
-
-
 def parse_frames(raw: bytes) -> list[dict[str, Any]]:
     return [json.loads(block[6:]) for block in raw.split(b"\n\n") if block.startswith(b"data: ")]
 
@@ -472,7 +464,7 @@ def test_non_streamed_call_with_reasoning_and_tool_use(
         "cache_write_tokens": 0,
     }
     assert v4["provider_responses"] == [recorded]
-    log = get_log(server, data["id"])
+    log = server.get_log(data["id"])
     assert log["provider_response"] == recorded
     assert (log["prompt_tokens"], log["cache_read_tokens"], log["cache_write_tokens"]) == (
         432,
@@ -538,8 +530,8 @@ def test_streamed_log_equals_the_non_streamed_log(
     assert last["provider_responses"] == [recorded]  # the reassembled response
     assert last["usage"] == plain["usage"]
     assert (last["usage"]["cache_read_tokens"], last["usage"]["cache_write_tokens"]) == (20, 0)
-    plain_log = get_log(server, plain["data"][0]["id"])
-    streamed_log = get_log(server, last["data"][0]["id"])
+    plain_log = server.get_log(plain["data"][0]["id"])
+    streamed_log = server.get_log(last["data"][0]["id"])
     for key in COMPARED:
         assert streamed_log[key] == plain_log[key], key
 
@@ -554,8 +546,8 @@ def test_default_replies_streamed_and_not_store_the_same_log(
         streamed = client.post("/chat", json=body(stream=True))
     frames = parse_frames(streamed.content)
     assert [f["data"][0]["output"] for f in frames][:5] == ["Echo: ", "tell ", "me ", "a ", "story"]
-    plain_log = get_log(server, plain["data"][0]["id"])
-    streamed_log = get_log(server, frames[-1]["data"][0]["id"])
+    plain_log = server.get_log(plain["data"][0]["id"])
+    streamed_log = server.get_log(frames[-1]["data"][0]["id"])
     for key in COMPARED:
         assert streamed_log[key] == plain_log[key], key
 
@@ -625,7 +617,7 @@ def test_exception_mid_stream_ends_the_sample_and_keeps_the_partial_output(
     assert last["data"][0]["finish_reason"] == "error"
     assert last["error"]["code"] == 424
     assert last["error"]["origin"] == "Bedrock"
-    log = get_log(server, last["data"][0]["id"])
+    log = server.get_log(last["data"][0]["id"])
     assert log["output"] == "Once upon"
     assert log["error"] == "The model encountered an error while streaming the response."
     assert log["provider_response"]["output"]["message"]["content"] == [{"text": "Once upon "}]
@@ -666,7 +658,7 @@ def test_num_samples_runs_concurrent_calls_with_usage_per_sample(
     v4 = result.json()
     assert [d["output"] for d in v4["data"]] == ["Echo: tell me a story"] * 2
     assert len(v4["provider_responses"]) == 2
-    logs = [get_log(server, d["id"]) for d in v4["data"]]
+    logs = [server.get_log(d["id"]) for d in v4["data"]]
     assert [(log["prompt_tokens"], log["output_tokens"]) for log in logs] == [(4, 5), (4, 5)]
     assert v4["usage"] == {"prompt_tokens": 8, "generation_tokens": 10, "total_tokens": 18}
 
@@ -682,7 +674,7 @@ def test_num_samples_streamed_interleaves_both_samples(
         mine = [f["data"][0] for f in frames if f["data"][0]["index"] == index]
         assert "".join(d["output"] for d in mine) == "Echo: tell me a story"
         assert mine[-1]["finish_reason"] == "stop"
-        assert get_log(server, mine[-1]["id"])["output_tokens"] == 5
+        assert server.get_log(mine[-1]["id"])["output_tokens"] == 5
 
 
 # --- the published SDK ---------------------------------------------------------------------------

@@ -296,14 +296,6 @@ def test_messages_cohere_cannot_take_are_422() -> None:
 # --- responses through a real chatgate ---------------------------------------------------------
 
 
-def get_log(server: RunningServer, log_id: str) -> dict[str, Any]:
-    with server.client() as client:
-        response = client.get(f"/logs/{log_id}")
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def parse_frames(raw: bytes) -> list[dict[str, Any]]:
     return [json.loads(block[6:]) for block in raw.split(b"\n\n") if block.startswith(b"data: ")]
 
@@ -362,7 +354,7 @@ def test_non_streamed_tool_calls_with_a_tool_plan(
     # `tokens` (what the model read, Cohere's preamble included), not `billed_units`
     assert result["usage"] == {"prompt_tokens": 1152, "generation_tokens": 71, "total_tokens": 1223}
     assert result["provider_responses"] == [fixture_json("response_tool_call.json")]
-    log = get_log(server, data["id"])
+    log = server.get_log(data["id"])
     assert log["provider_response"] == fixture_json("response_tool_call.json")
     assert (log["prompt_tokens"], log["output_tokens"]) == (1152, 71)
 
@@ -416,8 +408,8 @@ def test_streamed_log_equals_the_non_streamed_log(
     assert last["usage"] == plain["usage"]
     assert last["provider_request"]["stream"] is True
     assert plain["provider_request"]["stream"] is False
-    plain_log = get_log(server, plain["data"][0]["id"])
-    streamed_log = get_log(server, last["data"][0]["id"])
+    plain_log = server.get_log(plain["data"][0]["id"])
+    streamed_log = server.get_log(last["data"][0]["id"])
     for key in COMPARED:
         assert streamed_log[key] == plain_log[key], key
 
@@ -436,7 +428,7 @@ def test_thinking_becomes_output_message_thinking(
         "",
     ]
     assert cohere.last.body["thinking"] == {"type": "enabled", "token_budget": 4000}
-    log = get_log(server, frames[-1]["data"][0]["id"])
+    log = server.get_log(frames[-1]["data"][0]["id"])
     assert log["finish_reason"] == "length"
     assert log["output_message"]["thinking"] == [
         {
@@ -459,8 +451,8 @@ def test_default_replies_streamed_and_not_store_the_same_log(
     assert [f["data"][0]["output"] for f in frames] == ["Echo: ", "tell ", "me ", "a ", "story", ""]
     assert plain["data"][0]["output"] == "Echo: tell me a story"
     assert plain["data"][0]["finish_reason"] == "stop"
-    plain_log = get_log(server, plain["data"][0]["id"])
-    streamed_log = get_log(server, frames[-1]["data"][0]["id"])
+    plain_log = server.get_log(plain["data"][0]["id"])
+    streamed_log = server.get_log(frames[-1]["data"][0]["id"])
     for key in COMPARED:
         assert streamed_log[key] == plain_log[key], key
 
@@ -513,7 +505,7 @@ def test_error_mid_stream_ends_the_sample_and_keeps_the_partial_output(
     assert last["data"][0]["finish_reason"] == "error"
     assert last["error"]["type"] == "api_error"
     assert last["error"]["origin"] == "Cohere"
-    log = get_log(server, last["data"][0]["id"])
+    log = server.get_log(last["data"][0]["id"])
     assert log["output"] == "Once upon"
     assert log["error"] == "internal server error, please try again later"
     assert log["provider_response"]["finish_reason"] == "ERROR"
@@ -574,7 +566,7 @@ def test_num_samples_runs_concurrent_calls_with_usage_per_sample(
     assert [d["index"] for d in result["data"]] == [0, 1]
     assert {d["output"] for d in result["data"]} == {"Echo: tell me a story"}
     assert {r["id"] for r in result["provider_responses"]} == {"fake-1", "fake-2"}
-    logs = [get_log(server, d["id"]) for d in result["data"]]
+    logs = [server.get_log(d["id"]) for d in result["data"]]
     assert [(log["prompt_tokens"], log["output_tokens"]) for log in logs] == [(4, 5), (4, 5)]
     assert result["usage"] == {"prompt_tokens": 8, "generation_tokens": 10, "total_tokens": 18}
 
@@ -590,7 +582,7 @@ def test_num_samples_streamed_interleaves_both_samples(
         mine = [f["data"][0] for f in frames if f["data"][0]["index"] == index]
         assert "".join(d["output"] for d in mine) == "Echo: tell me a story"
         assert mine[-1]["finish_reason"] == "stop"
-        assert get_log(server, mine[-1]["id"])["output_tokens"] == 5
+        assert server.get_log(mine[-1]["id"])["output_tokens"] == 5
 
 
 def test_one_sample_failing_before_content_fails_the_call(

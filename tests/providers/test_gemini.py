@@ -77,14 +77,6 @@ def stream(server: RunningServer, payload: dict[str, Any]) -> list[dict[str, Any
     return parse_frames(response.content)[0]
 
 
-def get_log(server: RunningServer, log_id: str) -> dict[str, Any]:
-    with server.client() as client:
-        response = client.get(f"/logs/{log_id}")
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 TOOLS: list[dict[str, Any]] = [
     {
         "name": "get_weather",
@@ -132,7 +124,7 @@ def test_text_chat_request_and_response(server: RunningServer, gemini: FakeGemin
     assert result["usage"] == {"prompt_tokens": 8, "generation_tokens": 3, "total_tokens": 11}
     assert result["provider_request"] == sent.body
     assert GEMINI_KEY not in json.dumps(result)
-    log = get_log(server, data["id"])
+    log = server.get_log(data["id"])
     assert log["provider_request"] == sent.body
     assert log["provider_response"]["responseId"] == "fakeResp01"
 
@@ -359,7 +351,7 @@ def test_thinking_transcript_streamed_and_not_log_the_same(
     }
     assert plain["data"][0]["output_message"]["thinking"] == thinking
     assert plain["usage"] == usage and frames[-1]["usage"] == usage
-    logs = [get_log(server, plain["data"][0]["id"]), get_log(server, frames[0]["data"][0]["id"])]
+    logs = [server.get_log(plain["data"][0]["id"]), server.get_log(frames[0]["data"][0]["id"])]
     keys = ("output", "output_message", "finish_reason", "provider_request", "provider_response")
     for key in keys:
         if key == "provider_request":
@@ -392,8 +384,8 @@ def test_cached_prompt_and_thoughts_are_logged_and_priced_streamed_and_not(
         "output_cost": pytest.approx(69 * 2.5 / 1e6),
     }
     for log in (
-        get_log(server, plain["data"][0]["id"]),
-        get_log(server, frames[0]["data"][0]["id"]),
+        server.get_log(plain["data"][0]["id"]),
+        server.get_log(frames[0]["data"][0]["id"]),
     ):
         assert (log["prompt_tokens"], log["output_tokens"], log["reasoning_tokens"]) == (
             2110,
@@ -412,9 +404,9 @@ def test_default_stream_matches_non_streamed(server: RunningServer, gemini: Fake
     assert frames[-1]["data"][0]["finish_reason"] == "stop"
     assert frames[-1]["provider_responses"] == plain["provider_responses"]
     assert frames[-1]["usage"] == plain["usage"]
-    streamed_log = get_log(server, frames[0]["data"][0]["id"])
+    streamed_log = server.get_log(frames[0]["data"][0]["id"])
     assert (
-        streamed_log["output_message"] == get_log(server, plain["data"][0]["id"])["output_message"]
+        streamed_log["output_message"] == server.get_log(plain["data"][0]["id"])["output_message"]
     )
 
 
@@ -482,7 +474,7 @@ def test_error_mid_stream(server: RunningServer, gemini: FakeGemini) -> None:
     assert last["error"]["type"] == "overloaded_error"
     assert last["error"]["code"] == 503
     assert "overloaded" in last["error"]["message"]
-    log = get_log(server, frames[0]["data"][0]["id"])
+    log = server.get_log(frames[0]["data"][0]["id"])
     assert log["output"] == "Once upon a"
     assert "overloaded" in log["error"]
 
@@ -539,7 +531,7 @@ def test_num_samples_concurrent_calls(server: RunningServer, gemini: FakeGemini)
     assert all("generationConfig" not in r.body for r in gemini.requests)
     assert [d["output"] for d in plain["data"]] == ["Echo: hello there", "Echo: hello there"]
     assert len(plain["provider_responses"]) == 2
-    usages = [get_log(server, d["id"]) for d in plain["data"]]
+    usages = [server.get_log(d["id"]) for d in plain["data"]]
     assert [(u["prompt_tokens"], u["output_tokens"]) for u in usages] == [(2, 3), (2, 3)]
     assert plain["usage"]["total_tokens"] == 10
     frames = stream(server, payload)

@@ -196,14 +196,6 @@ def test_v4_defaults_are_not_refused() -> None:
 # --- responses through a real chatgate ---------------------------------------------------------
 
 
-def get_log(server: RunningServer, log_id: str) -> dict[str, Any]:
-    with server.client() as client:
-        response = client.get(f"/logs/{log_id}")
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
-
-
 def parse_frames(raw: bytes) -> list[dict[str, Any]]:
     return [json.loads(block[6:]) for block in raw.split(b"\n\n") if block.startswith(b"data: ")]
 
@@ -288,8 +280,8 @@ def test_streamed_log_equals_the_non_streamed_log(
     last = frames[-1]
     assert last["data"][0]["finish_reason"] == "stop"
     assert last["usage"] == plain["usage"]
-    plain_log = get_log(server, plain["data"][0]["id"])
-    streamed_log = get_log(server, last["data"][0]["id"])
+    plain_log = server.get_log(plain["data"][0]["id"])
+    streamed_log = server.get_log(last["data"][0]["id"])
     for key in COMPARED:
         if key == "provider_response":  # the streamed prediction also has urls.stream
             urls = streamed_log[key].pop("urls")
@@ -363,7 +355,7 @@ def test_error_event_mid_stream_keeps_the_partial_output(
     last = frames[-1]
     assert last["data"][0]["finish_reason"] == "error"
     assert last["error"]["origin"] == "Replicate"
-    log = get_log(server, last["data"][0]["id"])
+    log = server.get_log(last["data"][0]["id"])
     assert log["output"] == "Once upon"
     assert log["error"] == "Prediction interrupted; please retry (code: PA)"
     assert log["provider_response"]["id"] == "fake1"
@@ -411,7 +403,7 @@ def test_num_samples_runs_concurrent_predictions_with_usage_per_sample(
     result = response.json()
     assert {d["output"] for d in result["data"]} == {"Echo: tell me a story"}
     assert {r["id"] for r in result["provider_responses"]} == {"fake1", "fake2"}
-    logs = [get_log(server, d["id"]) for d in result["data"]]
+    logs = [server.get_log(d["id"]) for d in result["data"]]
     assert [(log["prompt_tokens"], log["output_tokens"]) for log in logs] == [(4, 5), (4, 5)]
     assert result["usage"] == {"prompt_tokens": 8, "generation_tokens": 10, "total_tokens": 18}
 
