@@ -212,6 +212,8 @@ class ChatCall:
     response_format: dict[str, Any] | None = None
     api_key: str | None = field(default=None, repr=False)
     base_url: str | None = None
+    #: ``base_url`` came from the request (``provider_api_keys``): the URL guard must check it.
+    base_url_from_caller: bool = False
     stream: bool = False
 
 

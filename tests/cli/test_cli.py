@@ -168,6 +168,45 @@ def test_provider_keys_set_is_used_and_encrypted(served, fake: FakeOpenAI) -> No
             assert secret.encode() not in path.read_bytes()
 
 
+def test_provider_keys_set_binds_an_azure_key_to_its_endpoint(served) -> None:  # type: ignore[no-untyped-def]
+    from tests.fakes.azure_server import FakeAzure
+
+    url, key, data_dir = served
+    saved, elsewhere = FakeAzure().start(), FakeAzure().start()
+    try:
+        secret = "azure-org-saved-key-0123456789"
+        result = run(
+            data_dir,
+            *("provider-keys", "set", "--org", "default", "openai_azure"),
+            *("--endpoint", saved.url),
+            stdin=secret + "\n",
+        )
+        assert f"to be sent only to {saved.url}" in result.stdout
+        payload = {
+            "project": "p",
+            "model_config": {"provider": "openai_azure", "model": "dep"},
+            "messages": [{"role": "user", "content": "x"}],
+        }
+        headers = {"X-API-KEY": key}
+        response = httpx.post(f"{url}/chat", headers=headers, json=payload)
+        assert response.status_code == 200, response.text
+        assert saved.last.headers["api-key"] == secret
+        payload["provider_api_keys"] = {"openai_azure_endpoint": elsewhere.url}
+        response = httpx.post(f"{url}/chat", headers=headers, json=payload)
+        assert response.status_code == 400 and "same request" in response.text
+        assert elsewhere.requests == []
+    finally:
+        saved.stop()
+        elsewhere.stop()
+    wrong = run(
+        data_dir,
+        *("provider-keys", "set", "--org", "default", "openai", "--endpoint", "https://x"),
+        stdin="sk-x\n",
+        check=False,
+    )
+    assert wrong.returncode == 2 and "only for providers" in wrong.stderr
+
+
 def test_serve_refuses_a_bad_price_file_naming_the_entry(tmp_path: Path) -> None:
     prices = tmp_path / "prices.json"
     prices.write_text(json.dumps({"openai": {"my-model": {"input": 1, "cached_input": 0.5}}}))

@@ -353,7 +353,9 @@ def test_internal_caller_endpoint_is_refused(
     server: RunningServer, azure: FakeAzure, endpoint: str, reason: str
 ) -> None:
     for streamed in (False, True):
-        keys = {"openai_azure_endpoint": endpoint}
+        # With the caller's own key: a caller endpoint never gets any other key (see
+        # tests/api/test_provider_key_routing.py); the guard protects the network behind it.
+        keys = {"openai_azure_endpoint": endpoint, "openai_azure": "caller-key-987654321"}
         response = server.post_chat({**body(provider_api_keys=keys), "stream": streamed})
         assert response.status_code == 400, response.text
         detail = response.json()["detail"]
@@ -368,12 +370,13 @@ def test_allow_listed_loopback_caller_endpoint_is_accepted(
     env = {"AZURE_OPENAI_API_KEY": AZURE_KEY}  # no operator endpoint: only the caller's
     runner, server = _start(tmp_path, env, allowed_upstream_hosts=["127.0.0.0/8"])
     with runner:
-        payload = body(provider_api_keys={"openai_azure_endpoint": azure.url})
+        own_key = {"openai_azure": "caller-key-987654321"}
+        payload = body(provider_api_keys={"openai_azure_endpoint": azure.url, **own_key})
         assert chat(server, payload)["data"][0]["output"] == "Echo: hello there"
         frames = stream(server, payload)
         assert "".join(f["data"][0]["output"] for f in frames) == "Echo: hello there"
         refused = server.post_chat(
-            body(provider_api_keys={"openai_azure_endpoint": "https://10.1.2.3"})
+            body(provider_api_keys={"openai_azure_endpoint": "https://10.1.2.3", **own_key})
         )
     assert azure.last.path == PATH
     assert refused.status_code == 400 and "private" in refused.json()["detail"]["message"]

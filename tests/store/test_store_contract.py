@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from chatgate.domain import LogRecord
 from chatgate.store.migrate import upgrade
 from chatgate.store.schema import include_in_comparison, metadata
-from chatgate.store.sql import Store, hash_key
+from chatgate.store.sql import SavedProviderKey, Store, hash_key
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -188,9 +188,12 @@ def test_duplicate_log_ids_are_refused(store: Store) -> None:
 
 def test_provider_keys_are_replaced(store: Store) -> None:
     org_id = store.get_or_create_org("acme")
-    store.set_provider_key(org_id, "openai", b"first")
-    store.set_provider_key(org_id, "openai", b"second")
-    assert store.provider_key(org_id, "openai") == b"second"
+    store.set_provider_key(org_id, "openai_azure", b"first", "https://a.openai.azure.com")
+    store.set_provider_key(org_id, "openai_azure", b"second")
+    assert store.provider_key(org_id, "openai_azure") == SavedProviderKey(b"second", None)
+    store.set_provider_key(org_id, "openai_azure", b"third", "https://b.openai.azure.com")
+    saved = store.provider_key(org_id, "openai_azure")
+    assert saved == SavedProviderKey(b"third", "https://b.openai.azure.com")
     assert store.provider_key(org_id, "groq") is None
 
 

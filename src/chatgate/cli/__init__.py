@@ -144,11 +144,30 @@ def keys_revoke(
 def provider_keys_set(
     provider: Annotated[str, typer.Argument(help="Provider name, e.g. openai.")],
     org: Annotated[str, typer.Option(help="Organisation name.")],
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="The endpoint this key belongs to (openai_azure: https://RESOURCE.openai.azure.com). "
+            "The key is sent nowhere else."
+        ),
+    ] = None,
 ) -> None:
     """Save a provider key for an organisation, read from stdin, encrypted at rest."""
+    from chatgate.providers import BUILTIN
+    from chatgate.providers.url_guard import CallerURLSpec
     from chatgate.services.credentials import fernet_for, load_or_create_secret, save_provider_key
 
     settings = Settings()
+    row = BUILTIN.get(provider)
+    if endpoint is not None and not isinstance(row, CallerURLSpec):
+        err_console.print(
+            f"[red]--endpoint is only for providers whose endpoint varies per customer "
+            f"(openai_azure), not {provider!r}[/red]"
+        )
+        raise typer.Exit(2)
+    if endpoint is not None and not endpoint.startswith(("https://", "http://")):
+        err_console.print(f"[red]--endpoint must be an http(s) URL, got {endpoint!r}[/red]")
+        raise typer.Exit(2)
     store = _store(settings)
     org_id = _org_id(store, org)
     key = sys.stdin.readline().strip()
@@ -157,8 +176,15 @@ def provider_keys_set(
             "[red]no key on stdin[/red] (e.g. `printenv OPENAI_API_KEY | chatgate provider-keys set --org acme openai`)"
         )
         raise typer.Exit(1)
-    save_provider_key(store, fernet_for(load_or_create_secret(settings)), org_id, provider, key)
-    console.print(f"Saved the {provider} key for {org!r}.")
+    fernet = fernet_for(load_or_create_secret(settings))
+    save_provider_key(store, fernet, org_id, provider, key, endpoint)
+    where = f", to be sent only to {endpoint}" if endpoint else ""
+    console.print(f"Saved the {provider} key for {org!r}{where}.")
+    if endpoint is None and isinstance(row, CallerURLSpec):
+        console.print(
+            f"Without --endpoint it is sent only to the server's {row.base_url_env}; "
+            "requests cannot redirect it to another endpoint."
+        )
 
 
 @app.command()

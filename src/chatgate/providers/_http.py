@@ -147,14 +147,27 @@ async def post(
         started = False
         retry_after: float | None = None
         try:
-            async with http.post(url, data=data, headers=all_headers, timeout=timeout) as response:
-                if response.status < 400:
+            # Never follow a redirect: the request carries a credential, which must reach only
+            # the endpoint it was configured for (aiohttp would forward custom key headers such
+            # as api-key or x-api-key to whatever host a redirect names).
+            async with http.post(
+                url, data=data, headers=all_headers, timeout=timeout, allow_redirects=False
+            ) as response:
+                if response.status < 300:
                     started = True
                     yield response
                     return
                 raw = await response.read()
                 error: ProviderError
-                if parse_error is not None:
+                if response.status < 400:
+                    error = ProviderError(
+                        f"{origin} answered with a redirect (HTTP {response.status}); chatgate "
+                        "does not follow redirects with credentials: configure the final URL",
+                        status=502,
+                        origin=origin,
+                        kind="provider_redirect_error",
+                    )
+                elif parse_error is not None:
                     error = parse_error(response, raw)
                 else:
                     message, kind = error_message(raw, response.status)

@@ -134,7 +134,9 @@ class AzureOpenAIWire(OpenAIChatWire):
         if not endpoint:
             raise BadRequest(
                 f"no endpoint for provider '{spec.name}': pass provider_api_keys.{ENDPOINT_KEY} "
-                f"(https://<resource>.openai.azure.com) or set the server's {azure.base_url_env}"
+                f"(https://<resource>.openai.azure.com) with provider_api_keys.{spec.name}, save "
+                f"one with `chatgate provider-keys set --org NAME {spec.name} --endpoint URL`, "
+                f"or set the server's {azure.base_url_env}"
             )
         if self._caller_supplied(call, azure):
             check_url(endpoint, azure.upstream_policy, what=f"provider_api_keys.{ENDPOINT_KEY}")
@@ -173,4 +175,4 @@ class AzureOpenAIWire(OpenAIChatWire):
     @staticmethod
     def _caller_supplied(call: ChatCall, spec: AzureSpec) -> bool:
         """The request's endpoint, unless it is the operator's own (then trusted as configured)."""
-        return call.base_url is not None and call.base_url != spec.base_url
+        return call.base_url_from_caller and call.base_url != spec.base_url

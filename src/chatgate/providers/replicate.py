@@ -74,6 +74,11 @@ POLL_INTERVAL = 0.5
 POLL_DEADLINE = 600.0
 
 _VERSION = re.compile(r"[0-9a-f]{64}")
+#: An official model's ``owner/name``: it becomes part of the URL path, so nothing that could
+#: step out of ``/v1/models/`` (``..``, ``?``, ``#``, more slashes) gets through.
+_MODEL_NAME = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*/[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*"
+)
 _PARAMETER = "value_error.provider_parameter"
 ROLE_LABELS: dict[str, str] = {"user": "User", "assistant": "Assistant"}
 SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -187,6 +192,13 @@ def endpoint(model: str) -> tuple[str, str | None]:
         return "/v1/predictions", version
     if _VERSION.fullmatch(name):
         return "/v1/predictions", name
+    if not _MODEL_NAME.fullmatch(name):
+        raise InvalidRequest.at(
+            ("body", "model_config", "model"),
+            "a Replicate model is 'owner/name', 'owner/name:version' or a 64-character version "
+            "id (letters, digits, '-', '_' and single dots)",
+            _PARAMETER,
+        )
     return f"/v1/models/{name}/predictions", None
 
 
@@ -289,7 +301,9 @@ class Client:
                 total=None, sock_connect=timeout.sock_connect, sock_read=timeout.total
             )
         try:
-            async with self.http.get(url, headers=headers, timeout=timeout) as response:
+            async with self.http.get(
+                url, headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
                 if response.status >= 400:
                     raw = await response.read()
                     message, kind = _http.error_message(raw, response.status)

@@ -34,7 +34,6 @@ from chatgate.errors import (
 from chatgate.providers import NOT_YET_SUPPORTED, WIRES
 from chatgate.providers.base import ProviderSpec, Upstream
 from chatgate.providers.prices import ModelPrice, PriceTable
-from chatgate.providers.url_guard import caller_base_url
 from chatgate.services.auth import Principal
 from chatgate.services.credentials import CredentialResolver
 from chatgate.services.recorder import records_for, scrub, scrub_message, without_payloads
@@ -223,7 +222,8 @@ class ChatService:
             )
         rendered = render_messages(config.chat_template, request.inputs, config.template_language)
         messages = (*rendered, *request.messages)
-        api_key = await self._credentials.resolve(spec, org_id, request.provider_api_keys)
+        credential = await self._credentials.resolve(spec, org_id, request.provider_api_keys)
+        api_key = credential.api_key
         call = ChatCall(
             config=config,
             messages=messages,
@@ -232,8 +232,9 @@ class ChatService:
             tool_choice=request.tool_choice,
             response_format=request.response_format,
             api_key=api_key,
-            # A caller-supplied endpoint (openai_azure_endpoint) is checked by the wire's guard.
-            base_url=caller_base_url(spec, request.provider_api_keys) or spec.base_url,
+            # The endpoint bound to the key; a caller-supplied one is checked by the wire's guard.
+            base_url=credential.base_url or spec.base_url,
+            base_url_from_caller=credential.from_caller,
             stream=request.stream,
         )
         wire = WIRES[spec.wire]

@@ -234,3 +234,10 @@ for _column in (
     sa.Column("cache_write_tokens", sa.Integer, nullable=True),
 ):
     logs.append_column(_column)
+
+
+# --- the endpoint of a saved provider key (migration 0006_provider_key_endpoint) ----------------
+
+#: Where the saved key may be sent (Azure OpenAI's resource URL); null: the provider's configured
+#: endpoint. Appended here so that migration 0006 owns it.
+provider_keys.append_column(sa.Column("endpoint", sa.String(2048), nullable=True))

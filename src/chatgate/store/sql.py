@@ -50,6 +50,14 @@ class ApiKeyRow:
 
 
 @dataclass(frozen=True, slots=True)
+class SavedProviderKey:
+    """An organisation's saved provider key (still encrypted) and the endpoint saved with it."""
+
+    ciphertext: bytes = dataclasses.field(repr=False)
+    endpoint: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class LogRef:
     id: str
     session_id: str | None
@@ -223,23 +231,33 @@ class Store:
 
     # --- provider keys (ciphertext only) ------------------------------------------------------
 
-    def set_provider_key(self, org_id: str, provider: str, ciphertext: bytes) -> None:
+    def set_provider_key(
+        self, org_id: str, provider: str, ciphertext: bytes, endpoint: str | None = None
+    ) -> None:
         pk = t.provider_keys
         with self.engine.begin() as c:
             c.execute(pk.delete().where(pk.c.org_id == org_id, pk.c.provider == provider))
             c.execute(
                 pk.insert().values(
-                    org_id=org_id, provider=provider, ciphertext=ciphertext, updated_at=time.time()
+                    org_id=org_id,
+                    provider=provider,
+                    ciphertext=ciphertext,
+                    endpoint=endpoint,
+                    updated_at=time.time(),
                 )
             )
 
-    def provider_key(self, org_id: str, provider: str) -> bytes | None:
+    def provider_key(self, org_id: str, provider: str) -> SavedProviderKey | None:
         pk = t.provider_keys
         with self.engine.connect() as c:
-            found = c.scalar(
-                sa.select(pk.c.ciphertext).where(pk.c.org_id == org_id, pk.c.provider == provider)
-            )
-        return bytes(found) if found is not None else None
+            found = c.execute(
+                sa.select(pk.c.ciphertext, pk.c.endpoint).where(
+                    pk.c.org_id == org_id, pk.c.provider == provider
+                )
+            ).first()
+        if found is None:
+            return None
+        return SavedProviderKey(bytes(found.ciphertext), found.endpoint)
 
     # --- projects, sessions, configs ----------------------------------------------------------
 
