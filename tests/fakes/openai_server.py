@@ -54,7 +54,7 @@ class FakeOpenAI:
     script: list[Scripted] = field(default_factory=list)
     url: str = ""
 
-    #: Streams whose client went away before the stream was complete.
+    #: Streams, and delayed answers, whose client went away before they were complete.
     disconnects: int = 0
     #: Streams that were written to the end.
     completed_streams: int = 0
@@ -113,8 +113,9 @@ class FakeOpenAI:
         self.requests.append(Recorded(request.path, dict(request.headers), body))
         if self.script:
             scripted = self.script.pop(0)
-            if scripted.delay:
-                await asyncio.sleep(scripted.delay)
+            if scripted.delay and not await self._wait_unless_closed(request, scripted.delay):
+                self.disconnects += 1
+                return web.Response()
             if scripted.pieces is not None:
                 return await self._stream(request, scripted.pieces, scripted.chunk_delay)
             if scripted.raw is not None:
@@ -131,6 +132,16 @@ class FakeOpenAI:
         if body.get("stream"):
             return await self._stream(request, sse_pieces(body, **hidden), self.chunk_delay)
         return web.json_response(completion(body, **hidden))
+
+    @staticmethod
+    async def _wait_unless_closed(request: web.Request, seconds: float) -> bool:
+        """Wait ``seconds``, like a slow provider; False as soon as the client hangs up."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            if request.transport is None or request.transport.is_closing():
+                return False
+            await asyncio.sleep(0.02)
+        return True
 
     async def _stream(
         self, request: web.Request, pieces: list[bytes], delay: float

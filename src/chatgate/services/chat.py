@@ -6,6 +6,8 @@ The HTTP layer turns a v4 body into a :class:`ChatInput`; :meth:`ChatService.cha
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field, replace
@@ -41,6 +43,9 @@ from chatgate.services.resolve import Resolver
 from chatgate.store.writer import LogWriter
 from chatgate.streaming import Accumulator, StreamEvent
 from chatgate.templating import render_messages
+
+#: The error recorded on a call whose client disconnected before its answer was complete.
+CANCELLED = "cancelled: the client disconnected before the answer was complete"
 
 
 @dataclass(slots=True)  # treated as immutable; not frozen for speed (see domain.py)
@@ -300,6 +305,16 @@ class ChatService:
         try:
             async for event in prepared.events:
                 accumulator.feed(event)
+        except asyncio.CancelledError:
+            # The client went away (api/disconnect.py cancels the request): close the upstream
+            # call now rather than at the provider timeout, and log what was received.
+            with contextlib.suppress(BaseException):
+                await prepared.events.aclose()
+            finished = finished_records(
+                prepared, accumulator, provider_started, unfinished_error=CANCELLED
+            )
+            self.record_in_background(finished.records)
+            raise
         except Exception as exc:
             failure = as_provider_error(exc, prepared.spec)
             await self.record_failure(prepared, failure, provider_started)

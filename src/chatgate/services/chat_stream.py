@@ -105,6 +105,10 @@ class ChatStream:
                 if event is None or not isinstance(event, (RawResponse, UsageReport)):
                     break
                 self._early.append(event)
+        except asyncio.CancelledError:
+            # The client left before the first token (api/disconnect.py cancelled us).
+            await self._abandon(None)
+            raise
         except Exception as exc:
             failure = as_provider_error(exc, self._prepared.spec)
             await self._service.record_failure(self._prepared, failure, self._provider_started)

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from chatgate.api.body import openapi_body, parse_body
 from chatgate.api.deps import API_KEY_SECURITY, authenticate
+from chatgate.api.disconnect import unless_client_leaves
 from chatgate.api.errors import json_response
 from chatgate.api.render import chat_response
 from chatgate.api.schemas.chat import ChatRequest, ChatResponse, to_input
@@ -38,15 +39,21 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 async def chat(http_request: Request) -> Response:
     state, principal = await authenticate(http_request)
     body = await parse_body(http_request, ChatRequest, state.settings.max_body_bytes)
-    return await answer(state, principal, to_input(body, body.config))
+    return await answer(http_request, state, principal, to_input(body, body.config))
 
 
-async def answer(state: AppState, principal: Principal, request: ChatInput) -> Response:
-    """Run a chat call and answer it, streamed or not (shared by every chat endpoint)."""
+async def answer(
+    http_request: Request, state: AppState, principal: Principal, request: ChatInput
+) -> Response:
+    """Run a chat call and answer it, streamed or not (shared by every chat endpoint).
+
+    A client that disconnects cancels the call (api/disconnect.py; streams: api/sse.py).
+    """
     if request.stream:
-        stream = await open_stream(
-            state.chat, principal, request, state.settings.sse_keepalive_seconds
+        stream = await unless_client_leaves(
+            http_request.receive,
+            open_stream(state.chat, principal, request, state.settings.sse_keepalive_seconds),
         )
         return SSEResponse(frames(request, stream))
-    outcome = await state.chat.chat(principal, request)
+    outcome = await unless_client_leaves(http_request.receive, state.chat.chat(principal, request))
     return json_response(chat_response(request, outcome))

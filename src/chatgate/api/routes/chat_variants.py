@@ -46,7 +46,7 @@ async def chat_model_config(http_request: Request) -> Response:
         home = await state.store.call(projects_repo.home_project, state.store, org_id, row["id"])
         if home is not None:
             body = body.model_copy(update={"project_id": home})
-    return await answer(state, principal, to_input(body, stored_config_request(row)))
+    return await answer(http_request, state, principal, to_input(body, stored_config_request(row)))
 
 
 @router.post(
@@ -92,4 +92,4 @@ async def chat_deployed(http_request: Request) -> Response:
             f"'{environment['name']}'"
         )
     body = body.model_copy(update={"project_id": project["id"], "project": None})
-    return await answer(state, principal, to_input(body, stored_config_request(row)))
+    return await answer(http_request, state, principal, to_input(body, stored_config_request(row)))
