@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chatgate.settings import Settings
+from chatgate.store.engine import display_url
 from chatgate.store.sql import Store
 
 app = typer.Typer(
@@ -86,7 +87,7 @@ def serve(
         console.print("API key (shown once; store it now):")
         print(key, flush=True)
     store.close()
-    console.print(f"Database: {settings.resolved_database_url}")
+    console.print(f"Database: {display_url(settings.resolved_database_url)}", soft_wrap=True)
     console.print(f'chatgate is listening on [bold]{url}[/bold]  (Humanloop(host="{url}"))')
     sys.stdout.flush()
     sys.stderr.flush()
@@ -241,7 +242,9 @@ def db_upgrade() -> None:
     """Apply pending migrations."""
     settings = Settings()
     _store(settings).close()
-    console.print(f"Database is up to date: {settings.resolved_database_url}")
+    console.print(
+        f"Database is up to date: {display_url(settings.resolved_database_url)}", soft_wrap=True
+    )
 
 
 # Commands defined in their own modules register themselves on `app` when imported.

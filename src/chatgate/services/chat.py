@@ -39,6 +39,7 @@ from chatgate.providers.prices import ModelPrice, PriceTable
 from chatgate.services.auth import Principal
 from chatgate.services.credentials import CredentialResolver
 from chatgate.services.recorder import records_for, scrub, scrub_message, without_payloads
+from chatgate.services.redaction import scrub_sample, secrets_of
 from chatgate.services.resolve import Resolver
 from chatgate.store.writer import LogWriter
 from chatgate.streaming import Accumulator, StreamEvent
@@ -158,7 +159,7 @@ def finished_records(
     """
     finished = time.perf_counter()
     error = accumulator.error.message if accumulator.error else unfinished_error
-    samples = accumulator.samples()
+    samples = [scrub_sample(sample, prepared.secrets) for sample in accumulator.samples()]
     for i, sample in enumerate(samples):
         sample_error = sample.error
         if sample_error is None and error is not None and not accumulator.is_finished(i):
@@ -244,7 +245,7 @@ class ChatService:
         )
         wire = WIRES[spec.wire]
         upstream = wire.prepare(call, spec)
-        secrets = (api_key,) if api_key else ()
+        secrets = secrets_of(api_key)
         provider_request = scrub(upstream.body, secrets)
 
         project_id = await self._resolver.project(
@@ -264,7 +265,10 @@ class ChatService:
                     ("body", "parent_id"), "the parent log belongs to a different session"
                 )
         config_id = await self._resolver.config(org_id, config)
-        message_dicts = [m.to_v4() for m in messages]
+        # The caller's own text may hold the key too (whoever sent it, it is not stored).
+        inputs, message_dicts, metadata = scrub(
+            [request.inputs, [m.to_v4() for m in messages], request.metadata], secrets
+        )
         base = LogRecord(
             id="",
             org_id=org_id,
@@ -276,10 +280,10 @@ class ChatService:
             session_id=session_id,
             parent_id=parent.id if parent else None,
             save=request.save,
-            inputs=request.inputs,
+            inputs=inputs,
             messages=message_dicts,
             provider_request=provider_request,
-            metadata=request.metadata,
+            metadata=metadata,
             source=request.source,
             source_datapoint_id=request.source_datapoint_id,
             user=request.user,

@@ -30,6 +30,7 @@ from chatgate.services.chat import (
     finished_records,
 )
 from chatgate.services.recorder import scrub
+from chatgate.services.redaction import StreamRedactor
 from chatgate.streaming import (
     Accumulator,
     RawResponse,
@@ -126,11 +127,15 @@ class ChatStream:
             accumulator.feed(early)
         event = self._first
         waiting: asyncio.Future[StreamEvent | None] | None = None
+        # One per sample: the key must not reach the client even split across deltas.
+        redactors = [StreamRedactor(prepared.secrets) for _ in prepared.log_ids]
         try:
             while event is not None:
                 accumulator.feed(event)
                 if isinstance(event, TextDelta):
-                    yield SampleDelta(event.index, prepared.log_ids[event.index], event.text)
+                    text = redactors[event.index].feed(event.text)
+                    if text:
+                        yield SampleDelta(event.index, prepared.log_ids[event.index], text)
                 elif isinstance(event, StreamFailed):
                     break
                 waiting = asyncio.ensure_future(anext(prepared.events, None))
@@ -149,6 +154,10 @@ class ChatStream:
             raise
         # The provider may have more to say after a failure; nobody will read it.
         await prepared.events.aclose()
+        for index, redactor in enumerate(redactors):
+            held = redactor.flush()
+            if held:
+                yield SampleDelta(index, prepared.log_ids[index], held)
         finished = finished_records(prepared, accumulator, self._provider_started)
         commit_error: ChatgateError | None = None
         try:

@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode
@@ -90,6 +93,32 @@ def create_async_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def make_private(database: Path) -> None:
+    """The SQLite database readable by its owner only (0600), like ``secret.key``.
+
+    It holds every prompt and answer. A new file is created 0600 before SQLite opens it, and
+    SQLite gives its ``-wal`` and ``-shm`` files the database file's permissions; files made
+    readable by others (by an older chatgate, or a copy) are narrowed.
+    """
+    if not database.exists():
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+
+
+#: ``scheme://user:PASSWORD@`` and libpq's ``?password=...`` / ``&password=...``.
+_URL_PASSWORD = re.compile(r"^([A-Za-z][\w+.-]*://[^/@:]*:)[^?#]*(@)")
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
+def display_url(url: str) -> str:
+    """The database URL as it may be printed or logged: any password is masked, nothing else
+    changes."""
+    return _QUERY_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\2", url))
+
+
 def create_engine(
     url: str, *, sqlite_synchronous: str = "NORMAL", background_checkpoint: bool = False
 ) -> sa.Engine:
@@ -115,8 +144,10 @@ def create_engine(
             "use sqlite:///path or postgresql://user:password@host/database"
         )
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        parsed = parsed.set(database=str(Path(parsed.database).expanduser()))
+        path = Path(parsed.database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private(path)
+        parsed = parsed.set(database=str(path))
     engine = sa.create_engine(
         parsed,
         json_serializer=_json_dumps,
