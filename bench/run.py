@@ -850,8 +850,11 @@ def start_floor(procs: Processes, fake: Proc) -> Proc:
     return floor
 
 
-def chatgate_env(data_dir: Path, fake: Proc, database_url: str | None = None) -> dict[str, str]:
+def chatgate_env(
+    data_dir: Path, fake: Proc, database_url: str | None = None, **more: str
+) -> dict[str, str]:
     extra = {} if database_url is None else {"CHATGATE_DATABASE_URL": database_url}
+    extra.update(more)
     return clean_env(
         CHATGATE_DATA_DIR=str(data_dir),
         OPENAI_BASE_URL=f"http://{HOST}:{fake.port}/v1",
@@ -873,6 +876,7 @@ def start_chatgate(
     workers: int = 1,
     core: str = SERVER_CORE,
     database_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[Proc, str, float]:
     """Spawn chatgate; return it, its API key and the seconds from spawn to the first 200.
 
@@ -884,7 +888,8 @@ def start_chatgate(
         argv += ["--workers", str(workers)]
     body = json.dumps(V4_BODY).encode()
     started = time.perf_counter()
-    proc = procs.start(name, argv, core, port, chatgate_env(data_dir, fake, database_url))
+    env = chatgate_env(data_dir, fake, database_url, **(extra_env or {}))
+    proc = procs.start(name, argv, core, port, env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not proc.alive():
