@@ -15,11 +15,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from chatgate import __version__
 from chatgate.api import errors
 from chatgate.api.body import add_body_schemas
 from chatgate.api.errors import json_response
+from chatgate.api.middleware import RequestMiddleware
 from chatgate.api.routes import chat, logs
 from chatgate.api.routes import chat_variants as chat_variant_routes
 from chatgate.api.routes import feedback as feedback_routes
@@ -70,6 +72,14 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+
+
+class ChatgateApp(FastAPI):
+    """FastAPI with chatgate's request-level middleware outside everything else (outside even
+    Starlette's last-resort error handler, which ``add_middleware`` cannot reach)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return RequestMiddleware(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -148,7 +158,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     log.warning("at shutdown, %s failed: %s", finishing.__name__, exc)
             await store.aclose()
 
-    app = FastAPI(
+    app = ChatgateApp(
         title="chatgate",
         version=__version__,
         description="A self-hosted server for Humanloop's v4 REST API.",
