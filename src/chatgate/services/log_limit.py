@@ -4,11 +4,12 @@ A log's payload fields (inputs, messages, output, raw_output, output_message, pr
 provider_response, metadata, tools, error) together take at most ``max_bytes`` as stored (JSON
 text or UTF-8). The call itself is not affected: only what is recorded is cut.
 
-The limit is at least the request body limit, so a log that holds what one request sent (a
-``POST /v4/logs``, or a chat's inputs and messages) is whole; what goes over it is a copy
-(``provider_request`` repeats the messages, ``provider_response`` the output) or what a template
-or a provider produced. Those copies are cut first, then the other fields share what is left,
-the smallest kept whole. Inside a field only long strings are cut, each ending in
+The limit is at least the request body limit, so what one request sent (a ``POST /v4/logs``,
+or a chat's inputs, messages, metadata and tools) fits whole; what goes over it is a copy
+(``provider_request`` repeats the messages; ``provider_response``, ``raw_output`` and
+``output_message`` the output) or what a template or a provider produced. So copies are cut
+first, then the output, then (only if a template made them larger than a body) the request's
+fields. Inside a field only long strings are cut, each ending in
 ``…[truncated by chatgate: N bytes]`` (N: the bytes cut off), so the field keeps its shape; a
 field made of very many small items keeps its first items and ends with a marker item.
 
@@ -38,11 +39,17 @@ _JSON_FIELDS = (
     "tools",
 )
 _TEXT_FIELDS = ("output", "raw_output", "error")
-#: Copies of what other fields hold: cut first.
-_COPIES = ("provider_request", "provider_response")
+#: The order in which fields are kept: what the request sent (at most a body, so it fits),
+#: then the call's output, then copies of those (the provider's request and response, the
+#: unstripped output, the output message).
+_TIERS = (
+    ("inputs", "messages", "metadata", "tools"),
+    ("output", "error"),
+    ("provider_request", "provider_response", "raw_output", "output_message"),
+)
 #: Strings at most this long are left whole (cutting them would save little).
 _SHORT = 256
-#: What a field too big for any cut is reduced to, at most (a marker and its container).
+#: What every field keeps at least (a marker and its container).
 _STUB_BYTES = 128
 #: Room kept for the record's other columns (ids, model, times ...).
 _RESERVE = 4096
@@ -112,14 +119,18 @@ class LogLimit:
 
 
 def _targets(sizes: dict[str, int], budget: int) -> dict[str, int]:
-    """How many bytes each field may keep: copies give way first, then the rest share."""
-    others = {name: size for name, size in sizes.items() if name not in _COPIES}
-    copies = {name: sizes[name] for name in _COPIES}
-    for_copies = budget - sum(others.values())
-    if for_copies >= _STUB_BYTES * len(copies):
-        return {**others, **_share(copies, for_copies)}
-    stubs = {name: min(size, _STUB_BYTES) for name, size in copies.items()}
-    return {**_share(others, budget - sum(stubs.values())), **stubs}
+    """How many bytes each field may keep. Every field keeps at least a marker; then what the
+    request sent is kept first, then the output, and copies get what is left. Inside a tier the
+    smallest fields are kept whole and the others share equally."""
+    floors = {name: min(size, _STUB_BYTES) for name, size in sizes.items()}
+    remaining = budget - sum(floors.values())
+    targets = dict(floors)
+    for tier in _TIERS:
+        extra = {name: sizes[name] - floors[name] for name in tier}
+        for name, granted in _share(extra, remaining).items():
+            targets[name] += granted
+            remaining -= granted
+    return targets
 
 
 def _share(sizes: dict[str, int], budget: int) -> dict[str, int]:
@@ -158,8 +169,8 @@ def cut_json(value: Any, size: int, target: int) -> Any:
         return cut_text(value, target)
     lengths: list[int] = []
     _long_strings(value, lengths)
-    # Shrink the long strings to a common length; retry tighter if escapes or non-ASCII text
-    # made the result bigger than counted.
+    # Cut the long strings to a common length; retry tighter if JSON escapes made the result
+    # bigger than counted.
     allowance = target
     for _ in range(3):
         limit = _common_length(lengths, size, allowance)
@@ -174,9 +185,10 @@ def cut_json(value: Any, size: int, target: int) -> Any:
 
 
 def _long_strings(value: Any, into: list[int]) -> None:
+    """The UTF-8 sizes of the strings in ``value`` longer than ``_SHORT`` characters."""
     if isinstance(value, str):
         if len(value) > _SHORT:
-            into.append(len(value))
+            into.append(_text_size(value))
     elif isinstance(value, dict):
         for item in value.values():
             _long_strings(item, into)
@@ -185,18 +197,17 @@ def _long_strings(value: Any, into: list[int]) -> None:
             _long_strings(item, into)
 
 
-def _common_length(lengths: list[int], size: int, target: int) -> int | None:
-    """The longest L such that cutting every string longer than L (plus a marker) fits."""
-    if not lengths:
+def _common_length(sizes: list[int], size: int, target: int) -> int | None:
+    """The largest L such that cutting every string over L bytes to L bytes (its marker
+    included) brings ``value`` to ``target``; None when even short cuts would not."""
+    if not sizes:
         return None
-    room = target - (size - sum(lengths))  # what the strings may take
-    cost = len(marker(size)) + 2
-    ordered = sorted(lengths)
-    kept = 0  # bytes of the strings kept whole, shortest first
+    room = target - (size - sum(sizes))  # what the long strings may take together
+    kept = 0  # bytes of the strings kept whole, smallest first
+    ordered = sorted(sizes)
     for i, length in enumerate(ordered):
-        cut_count = len(ordered) - i
-        limit = (room - kept) // cut_count - cost
-        if limit < _SHORT // 2:
+        limit = (room - kept) // (len(ordered) - i)
+        if limit < _SHORT:
             return None
         if limit < length:
             return limit
@@ -206,11 +217,7 @@ def _common_length(lengths: list[int], size: int, target: int) -> int | None:
 
 def _with_strings_cut(value: Any, limit: int) -> Any:
     if isinstance(value, str):
-        if len(value) <= limit:
-            return value
-        cut = value[:limit]
-        cut_bytes = len(value.encode("utf-8", "surrogatepass")) - _text_size(cut)
-        return cut + marker(cut_bytes)
+        return cut_text(value, limit) if len(value) > _SHORT else value
     if isinstance(value, dict):
         return {key: _with_strings_cut(item, limit) for key, item in value.items()}
     if isinstance(value, list):

@@ -95,6 +95,8 @@ def main() -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     _die_with_parent(parent)
+    # Callers' templates run here: the server's event loop comes first for the CPU.
+    os.nice(10)
     renderer = JinjaRenderer(max_chars)
     _limit_resources(memory_bytes)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
