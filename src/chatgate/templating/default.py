@@ -3,10 +3,10 @@
 Every placeholder must have an input (the missing ones are reported together); non-string values
 are inserted as compact JSON. Inputs are never interpreted, so they cannot inject template syntax.
 
-The text is split once by the placeholder pattern (in C), each distinct input is converted once,
-and the size of the result is computed from the counts *before* anything is joined: a template
-of many placeholders times a large input (a multiplication of sizes) is refused without
-allocating it. The cost is linear in the template's length; the caller decides where it runs
+The text is split once by the placeholder pattern (in C), each distinct input is converted once
+and its text put in place by reference, and the size of the result is summed *before* anything
+is joined: a template of many placeholders times a large input (a multiplication of sizes) is
+refused without allocating it. The cost is linear in the template's length; the caller decides where it runs
 (``templating/__init__.py``: small templates in process, large ones in a renderer process).
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -39,26 +38,20 @@ def render_default(texts: Sequence[str], inputs: Mapping[str, Any], max_chars: i
     """Render every text; the results together hold at most ``max_chars`` characters."""
     values: dict[str, str] = {}
     missing: dict[str, None] = {}  # ordered set: first use first
-    pieces: list[list[str] | None] = []
+    pieces: list[list[str]] = []
     total = 0
     for text in texts:
-        parts: list[str] = PLACEHOLDER.split(text)
-        if len(parts) == 1:
-            pieces.append(None)
-            total += len(text)
-            continue
-        names = parts[1::2]
-        # Counter counts in C: worth its set-up cost only for many placeholders.
-        counts = Counter(names).items() if len(names) > 32 else ((name, 1) for name in names)
-        for name, count in counts:
+        parts: list[str] = PLACEHOLDER.split(text)  # literal, name, literal, name, ..., literal
+        for i in range(1, len(parts), 2):
+            name = parts[i]
             value = values.get(name)
             if value is None:
                 if name not in inputs:
                     missing[name] = None
                     continue
                 value = values[name] = as_text(inputs[name])
-            total += count * len(value)
-        total += sum(map(len, parts[0::2]))
+            parts[i] = value  # a reference: nothing is copied before the size is allowed
+        total += sum(map(len, parts))
         pieces.append(parts)
     if missing:
         raise TemplateProblem(
@@ -70,11 +63,4 @@ def render_default(texts: Sequence[str], inputs: Mapping[str, Any], max_chars: i
             f"the rendered template would be {total} characters, over the limit of "
             f"{max_chars} (CHATGATE_MAX_BODY_BYTES)",
         )
-    rendered = []
-    for text, split in zip(texts, pieces, strict=True):
-        if split is None:
-            rendered.append(text)
-            continue
-        split[1::2] = map(values.__getitem__, split[1::2])
-        rendered.append("".join(split))
-    return rendered
+    return ["".join(parts) for parts in pieces]

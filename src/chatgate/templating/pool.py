@@ -71,8 +71,7 @@ class _Worker:
         return orjson.loads(await self.stdout.readexactly(size))
 
     async def call(self, payload: bytes) -> Any:
-        self.stdin.write(len(payload).to_bytes(4, "big"))
-        self.stdin.write(payload)
+        self.stdin.write(len(payload).to_bytes(4, "big") + payload)  # one write, one wake-up
         await self.stdin.drain()
         return await self.read_frame()
 
@@ -169,18 +168,27 @@ class RendererPool:
         if self._closed:
             raise ServiceUnavailable("the server is shutting down")
         queue = self._queue()
-        if queue.empty() and len(self._workers) + self._starting < self._size:
-            self._start_one()
+        if not queue.empty():
+            item = queue.get_nowait()
+        else:
+            if len(self._workers) + self._starting < self._size:
+                self._start_one()
+            item = await self._wait_for_a_renderer(queue)
+        if isinstance(item, BaseException):
+            raise ServiceUnavailable(f"the template renderer could not be started: {item}")
+        return item
+
+    @staticmethod
+    async def _wait_for_a_renderer(
+        queue: asyncio.Queue[_Worker | BaseException],
+    ) -> _Worker | BaseException:
         try:
             async with asyncio.timeout(_WAIT_SECONDS):
-                item = await queue.get()
+                return await queue.get()
         except TimeoutError:
             raise ServiceUnavailable(
                 f"every template renderer stayed busy for {_WAIT_SECONDS:g} s; retry later"
             ) from None
-        if isinstance(item, BaseException):
-            raise ServiceUnavailable(f"the template renderer could not be started: {item}")
-        return item
 
     def _release(self, worker: _Worker) -> None:
         if self._closed:
