@@ -337,8 +337,11 @@ def test_recursion_is_a_problem_not_a_crash() -> None:
 FAST = TemplateLimits(max_chars=MAX_CHARS, timeout_seconds=1.0, memory_bytes=512 << 20, workers=1)
 
 
+SLOW = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+
+
 def test_a_slow_template_is_stopped_at_the_deadline_and_the_renderer_replaced() -> None:
-    slow = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    slow = SLOW
 
     async def run() -> tuple[float, str, str]:
         renderer = TemplateRenderer(FAST)
@@ -377,3 +380,26 @@ def test_memory_is_bounded_by_the_renderer_limit() -> None:
     assert problem.msg == (
         "rendering the template needs more than 512 MiB of memory (CHATGATE_TEMPLATE_MEMORY_BYTES)"
     )
+
+
+def test_a_render_whose_caller_goes_away_ends_its_renderer() -> None:
+    # The renderer is mid-render and its reply would no longer match a request: it is killed.
+    async def run() -> str:
+        renderer = TemplateRenderer(FAST)
+        try:
+            await renderer.render_messages((Message("system", "warm"),), {}, "jinja")
+            [worker] = renderer._pool._workers
+            slow = (Message("system", SLOW),)
+            task = asyncio.ensure_future(renderer.render_messages(slow, {}, "jinja"))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await asyncio.wait_for(worker.process.wait(), 2)
+            [after] = await renderer.render_messages((Message("system", "{{ 3 }}"),), {}, "jinja")
+            assert isinstance(after.content, str)
+            return after.content
+        finally:
+            await renderer.aclose()
+
+    assert asyncio.run(run()) == "3"

@@ -345,7 +345,8 @@ class ChatService:
         self._writer.write_in_background(await self._log_limit.fit(records))
 
     async def record(self, records: list[LogRecord]) -> None:
-        records = await self._log_limit.fit(records)
+        if not self._log_limit.fits(records):
+            records = await self._log_limit.fit(records)
         if not self._durable:
             self._writer.write_in_background(records)
             return
