@@ -403,3 +403,23 @@ def test_a_render_whose_caller_goes_away_ends_its_renderer() -> None:
             await renderer.aclose()
 
     assert asyncio.run(run()) == "3"
+
+
+def test_a_renderer_that_dies_mid_render_is_a_422_and_is_replaced() -> None:
+    async def run() -> tuple[str, str]:
+        renderer = TemplateRenderer(FAST)
+        try:
+            await renderer.render_messages((Message("system", "warm"),), {}, "jinja")
+            [worker] = renderer._pool._workers
+            asyncio.get_running_loop().call_later(0.2, worker.process.kill)  # as the OOM killer
+            with pytest.raises(InvalidRequest) as raised:
+                await renderer.render_messages((Message("system", SLOW),), {}, "jinja")
+            [after] = await renderer.render_messages((Message("system", "{{ 4 }}"),), {}, "jinja")
+            assert isinstance(after.content, str)
+            return raised.value.problems[0].msg, after.content
+        finally:
+            await renderer.aclose()
+
+    message, after = asyncio.run(run())
+    assert message == "the template renderer was stopped by signal 9"
+    assert after == "4"

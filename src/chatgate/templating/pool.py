@@ -124,7 +124,8 @@ class RendererPool:
                 )
             raise
         except (OSError, EOFError, asyncio.IncompleteReadError, _BadReply, ValueError) as exc:
-            raise TemplateProblem(Kind.CRASHED, self._crash_reason(worker, exc)) from None
+            reason = await self._crash_reason(worker, exc)
+            raise TemplateProblem(Kind.CRASHED, reason) from None
         finally:
             if healthy:
                 self._release(worker)
@@ -149,7 +150,10 @@ class RendererPool:
         return texts
 
     @staticmethod
-    def _crash_reason(worker: _Worker, exc: BaseException) -> str:
+    async def _crash_reason(worker: _Worker, exc: BaseException) -> str:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):  # its pipe closes a moment before it is reaped
+                await worker.process.wait()
         code = worker.process.returncode
         if code is not None and code < 0:
             return f"the template renderer was stopped by signal {-code}"
