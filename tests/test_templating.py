@@ -146,6 +146,7 @@ def test_jinja_loops_and_filters() -> None:
         ("{{ xs|map('upper')|join }}", "AB"),
         ("{{ xs|length }} {{ d.k }} {{ d['k'] }}", "2 1 1"),
         ("{{ '%05.1f|%-3s|' % (3.14159, 'x') }}", "003.1|x  |"),
+        ("{{ '%(k12345678901)s' % {'k12345678901': 'v'} }}", "v"),
         ("{{ '%s and %s'|format('a', 'b') }}", "a and b"),
         ("{{ '{:>4}|{:.2f}'.format('x', 2) }}", "   x|2.00"),
         ("{{ 'ab' * 3 }} {{ [1] * 2 }} {{ 2 ** 10 }} {{ 7 * 6 }}", "ababab [1, 1] 1024 42"),
@@ -193,6 +194,10 @@ def test_jinja_syntax_error_is_422() -> None:
     with pytest.raises(InvalidRequest) as raised:
         render("{% for %}", {}, "jinja")
     assert "invalid jinja template" in raised.value.problems[0].msg
+
+
+def test_inputs_may_have_any_name() -> None:
+    assert jinja("{{ name }}", {"self": 1, "name": "n", "environment": 2}) == "n"
 
 
 def test_jinja_undefined_input_points_at_inputs() -> None:

@@ -78,6 +78,8 @@ class TemplateRenderer:
     ) -> list[Message]:
         """Render every text of the template; a 422 names what is wrong (every missing input)."""
         texts, owners = _texts_of(template)
+        if not texts:
+            return list(template)
         try:
             if language != "jinja" and sum(map(len, texts)) <= IN_PROCESS_CHARS:
                 rendered = render_default(texts, inputs, self.limits.max_chars)

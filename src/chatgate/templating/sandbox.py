@@ -76,10 +76,6 @@ class TemplateRefused(jinja2.exceptions.TemplateRuntimeError):
     """A bound of this module was exceeded; the message says which."""
 
 
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
 def require_data(value: Any, what: str = "prints") -> None:
     """Refuse a value whose text would be a Python ``repr`` rather than data."""
     if not isinstance(value, _PASS):
@@ -101,10 +97,10 @@ def _require_data(value: Any, what: str, depth: int) -> None:
                 _require_data(item, what, depth + 1)
         return
     hint = ""
-    if isinstance(value, (types.GeneratorType, range, Iterable)) and not isinstance(value, Mapping):
+    if isinstance(value, Iterable):  # a generator from map/select, a range, dict.items() ...
         hint = "; turn it into a list first (|list) or join it (|join)"
     raise TemplateRefused(
-        f"the template {what} a value of type '{_type_name(value)}', which is not data (only "
+        f"the template {what} a value of type '{type(value).__name__}', which is not data (only "
         f"strings, numbers, booleans, none and lists and dicts of them can be turned into text)"
         f"{hint}"
     )
@@ -129,10 +125,10 @@ class _Limits:
                 f"{what} width {width} is over the template output limit of {self.max_chars}"
             )
 
-    def spec_numbers(self, spec: str, what: str) -> None:
+    def spec_numbers(self, spec: str, what: str, numbers: Iterable[str] | None = None) -> None:
         """Every number in a format spec (widths, precisions) is at most the output limit."""
         longest = len(str(self.max_chars))
-        for digits in _DIGITS.findall(spec):
+        for digits in _DIGITS.findall(spec) if numbers is None else numbers:
             if len(digits) > longest or int(digits) > self.max_chars:
                 raise TemplateRefused(
                     f"{what} '{spec[:40]}' asks for a width or precision over the template "
@@ -141,9 +137,11 @@ class _Limits:
 
     def percent(self, fmt: str) -> None:
         for match in _PERCENT_SPEC.finditer(fmt):
-            if "*" in (match.group("width"), match.group("precision")):
+            width, precision = match.group("width"), match.group("precision")
+            if "*" in (width, precision):
                 raise TemplateRefused("'*' widths in %-formatting are not supported in templates")
-            self.spec_numbers(match.group(0), "the %-format")
+            # Only width and precision: a %(key) may hold digits.
+            self.spec_numbers(match.group(0), "the %-format", filter(None, (width, precision)))
 
     def int_result(self, bits: int, operator: str) -> None:
         if bits > MAX_INT_BITS:
@@ -427,7 +425,8 @@ class JinjaRenderer:
         for index, text in enumerate(texts):
             try:
                 chunks = []
-                for chunk in self.compile(text).generate(**inputs):
+                # A mapping, not keywords: an input may be called "self".
+                for chunk in self.compile(text).generate(inputs):
                     total += len(chunk)
                     if total > self._max_chars:
                         raise TemplateRefused(
