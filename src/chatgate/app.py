@@ -43,12 +43,14 @@ from chatgate.providers.prices import PriceTable
 from chatgate.services.auth import Authenticator
 from chatgate.services.chat import ChatService
 from chatgate.services.credentials import CredentialResolver, fernet_for, load_or_create_secret
+from chatgate.services.log_limit import LogLimit
 from chatgate.services.resolve import Resolver
 from chatgate.settings import Settings
 from chatgate.state import AppState
 from chatgate.store.journal import Journal
 from chatgate.store.sql import Store
 from chatgate.store.writer import LogWriter
+from chatgate.templating import TemplateLimits, TemplateRenderer
 
 _LAST_USED_FLUSH_SECONDS = 30.0
 
@@ -131,6 +133,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.resolver = resolver = Resolver(
             store, project_cache_seconds=settings.project_cache_seconds
         )
+        # Renderer processes start on first use; the lifespan's end stops them.
+        templates = TemplateRenderer(
+            TemplateLimits(
+                max_chars=settings.max_body_bytes,
+                timeout_seconds=settings.template_timeout_seconds,
+                memory_bytes=settings.template_memory_bytes,
+                workers=settings.template_workers,
+            )
+        )
         service = ChatService(
             registry=registry,
             resolver=resolver,
@@ -139,6 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             http=http,
             durable=settings.log_commit == "durable",
             prices=prices,
+            templates=templates,
+            log_limit=LogLimit(settings.resolved_max_log_bytes),
         )
         app.state.chatgate = AppState(settings, store, writer, http, auth, service)
         flusher = asyncio.create_task(_flush_last_used(auth, store))
@@ -147,6 +160,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             flusher.cancel()
+            await templates.aclose()
             await writer.close()
             await http.close()
             # Best effort: with the database unreachable these fail, and the shutdown must still

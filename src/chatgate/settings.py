@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -79,6 +79,32 @@ class Settings(BaseSettings):
     providers: dict[str, NamedProvider] = Field(default_factory=dict)
     #: Snapshot of the process environment for vendor variables (``OPENAI_API_KEY`` ...).
     vendor_env: dict[str, str] = Field(default_factory=lambda: dict(os.environ), exclude=True)
+
+    # --- bounded templates and logs (issue 22: templating/, services/log_limit.py) ---------
+    #: Seconds a template may take to render (jinja, and default templates over 64 KiB, render
+    #: in renderer processes); beyond it the renderer is killed and the request answered 422.
+    template_timeout_seconds: float = Field(default=1.0, gt=0)
+    #: Renderer processes per server process, started on first use.
+    template_workers: int = Field(default=2, ge=1)
+    #: Address-space limit of one renderer process (a template needing more is a 422).
+    template_memory_bytes: int = Field(default=1024 * 1024 * 1024, ge=256 * 1024 * 1024)
+    #: Bytes one log's payload fields may take together; longer fields are stored truncated
+    #: with a marker. At least ``max_body_bytes``; unset: twice ``max_body_bytes``.
+    max_log_bytes: int | None = None
+
+    @model_validator(mode="after")
+    def _log_holds_a_body(self) -> Settings:
+        if self.max_log_bytes is not None and self.max_log_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"CHATGATE_MAX_LOG_BYTES ({self.max_log_bytes}) must be at least "
+                f"CHATGATE_MAX_BODY_BYTES ({self.max_body_bytes}): a log must be able to hold "
+                "what one request sent"
+            )
+        return self
+
+    @property
+    def resolved_max_log_bytes(self) -> int:
+        return self.max_log_bytes or 2 * self.max_body_bytes
 
     @property
     def resolved_database_url(self) -> str:

@@ -252,4 +252,16 @@ from chatgate.cli import data_commands, project_commands  # noqa: E402, F401
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # A CHATGATE_* variable the server cannot run with: say which and why, no traceback.
+        for error in exc.errors(include_url=False, include_input=False):
+            name = f"CHATGATE_{str(error['loc'][0]).upper()}: " if error["loc"] else ""
+            message = error["msg"].removeprefix("Value error, ")
+            err_console.print(f"[red]invalid setting:[/red] {name}{message}", soft_wrap=True)
+        raise SystemExit(2) from None

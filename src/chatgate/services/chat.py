@@ -38,12 +38,13 @@ from chatgate.providers.base import ProviderSpec, Upstream
 from chatgate.providers.prices import ModelPrice, PriceTable
 from chatgate.services.auth import Principal
 from chatgate.services.credentials import CredentialResolver
+from chatgate.services.log_limit import LogLimit
 from chatgate.services.recorder import records_for, scrub, scrub_message, without_payloads
 from chatgate.services.redaction import scrub_sample, secrets_of
 from chatgate.services.resolve import Resolver
 from chatgate.store.writer import LogWriter
 from chatgate.streaming import Accumulator, StreamEvent
-from chatgate.templating import render_messages
+from chatgate.templating import TemplateRenderer
 
 #: The error recorded on a call whose client disconnected before its answer was complete.
 CANCELLED = "cancelled: the client disconnected before the answer was complete"
@@ -190,6 +191,8 @@ class ChatService:
         http: aiohttp.ClientSession,
         durable: bool = True,
         prices: PriceTable | None = None,
+        templates: TemplateRenderer | None = None,
+        log_limit: LogLimit | None = None,
     ) -> None:
         self._registry = registry
         self._resolver = resolver
@@ -198,6 +201,9 @@ class ChatService:
         self._http = http
         self._durable = durable
         self._prices = prices or PriceTable()
+        self._templates = templates or TemplateRenderer()
+        self._log_limit = log_limit or LogLimit()
+        self._background: set[asyncio.Task[None]] = set()
 
     def provider(self, name: str) -> ProviderSpec:
         spec = self._registry.get(name)
@@ -226,8 +232,12 @@ class ChatService:
                 f"tool '{request.linked_tool_ids[0]}' not found: this server has no organisation "
                 "tools; define the tool inline in model_config.tools"
             )
-        rendered = render_messages(config.chat_template, request.inputs, config.template_language)
-        messages = (*rendered, *request.messages)
+        messages = request.messages
+        if config.chat_template:
+            rendered = await self._templates.render_messages(
+                config.chat_template, request.inputs, config.template_language
+            )
+            messages = (*rendered, *messages)
         credential = await self._credentials.resolve(spec, org_id, request.provider_api_keys)
         api_key = credential.api_key
         call = ChatCall(
@@ -343,9 +353,19 @@ class ChatService:
         await self.record([failed if failed.save else without_payloads(failed)])
 
     def record_in_background(self, records: list[LogRecord]) -> None:
-        self._writer.write_in_background(records)
+        if self._log_limit.fits(records):
+            self._writer.write_in_background(records)
+            return
+        task = asyncio.ensure_future(self._fit_then_write_in_background(records))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _fit_then_write_in_background(self, records: list[LogRecord]) -> None:
+        self._writer.write_in_background(await self._log_limit.fit(records))
 
     async def record(self, records: list[LogRecord]) -> None:
+        if not self._log_limit.fits(records):
+            records = await self._log_limit.fit(records)
         if not self._durable:
             self._writer.write_in_background(records)
             return
