@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
 from typing import Annotated
 
 import orjson
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chatgate.moments import from_epoch
 from chatgate.settings import Settings
 from chatgate.store.sql import Store
 
@@ -40,7 +40,7 @@ def _store(settings: Settings) -> Store:
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "never"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return from_epoch(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _org_id(store: Store, name: str) -> str:

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from chatgate.api.body import openapi_body, parse_body
 from chatgate.api.deps import API_KEY_SECURITY, OrgDep, StateDep, authenticate
 from chatgate.api.errors import json_response
+from chatgate.api.params import NO_NUL
 from chatgate.api.render_projects import config_response, project_config_response
 from chatgate.api.schemas.chat import ModelConfigChatRequest, config_to_domain
 from chatgate.api.schemas.common import LinkedToolRequest
@@ -29,7 +30,7 @@ from chatgate.services.resolve import Resolver
 from chatgate.state import AppState
 from chatgate.store import projects_repo
 
-router = APIRouter(tags=["Model Configs"])
+router = APIRouter(tags=["Model Configs"], dependencies=NO_NUL)
 
 
 def resolver_of(request: Request) -> Resolver:

@@ -9,7 +9,10 @@ from pydantic import BaseModel, Field
 from chatgate.api.schemas.common import (
     ChatMessage,
     FunctionTool,
+    Int64,
+    JsonObject,
     LinkedToolRequest,
+    MaxTokens,
     ModelConfigToolRequest,
     ReasoningEffort,
     ResponseFormat,
@@ -32,14 +35,14 @@ class ModelConfigChatRequest(_Strict):
     provider: str = "openai"
     name: str | None = None
     description: str | None = None
-    max_tokens: int = Field(default=-1, ge=-1)
+    max_tokens: MaxTokens = -1
     temperature: float = 1.0
     top_p: float = 1.0
     stop: str | list[str] | None = None
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
-    other: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = None
+    other: JsonObject = Field(default_factory=dict)
+    seed: Int64 | None = None
     response_format: ResponseFormat | None = None
     endpoint: ModelEndpoint = "chat"
     chat_template: list[ChatMessage] | None = None
@@ -57,9 +60,9 @@ class _ChatRequestBase(_Strict):
     session_reference_id: str | None = None
     parent_id: str | None = None
     parent_reference_id: str | None = None
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: JsonObject = Field(default_factory=dict)
     source: str | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: JsonObject | None = None
     save: bool = True
     source_datapoint_id: str | None = None
     #: Any string-valued key is accepted (v4 lists openai, anthropic, ...; newer clients add more).
@@ -67,7 +70,7 @@ class _ChatRequestBase(_Strict):
     num_samples: int = Field(default=1, ge=1, le=128)
     stream: bool = False
     user: str | None = None
-    seed: int | None = Field(default=None, json_schema_extra={"deprecated": True})
+    seed: Int64 | None = Field(default=None, json_schema_extra={"deprecated": True})
     return_inputs: bool = True
     tool_choice: ToolChoiceField | None = None
     tool_call: str | dict[str, str] | None = Field(

@@ -1,28 +1,103 @@
-"""Wire models shared by every v4 tag: messages, tools, usage, errors."""
+"""Wire models shared by every v4 tag: messages, tools, usage, errors; and the edge rules for
+numbers, free-form JSON and times that every request model uses (docs/compat.md, "Numbers,
+times and text a request may hold")."""
 
 from __future__ import annotations
 
+import math
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
+from chatgate import moments
 from chatgate.domain import Message, Tool, ToolCall
 
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+#: Any integer a client sends is a signed 64-bit integer: what SQLite, PostgreSQL's bigint,
+#: orjson and the providers' parsers all hold. Python would take any size and fail later.
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+#: Token counts (stored in 32-bit integer columns on PostgreSQL).
+TokenCount = Annotated[int, Field(ge=0, le=INT32_MAX)]
+#: ``max_tokens``: -1 means "the provider's maximum" (the v4 description).
+MaxTokens = Annotated[int, Field(ge=-1, le=INT32_MAX)]
+#: An integer ``reasoning_effort`` is a thinking budget in tokens; Gemini reads -1 as dynamic.
+ThinkingBudget = Annotated[int, Field(ge=-1, le=INT32_MAX)]
+
 ChatRole = Literal["user", "assistant", "system", "tool", "developer"]
-ReasoningEffort = Literal["high", "medium", "low"] | int
+ReasoningEffort = Literal["high", "medium", "low"] | ThinkingBudget
 TemplateLanguage = Literal["default", "jinja"]
+
+
+def _json_problem(value: Any) -> tuple[list[str | int], str, str] | None:
+    """(path, message, type) of the first value in decoded JSON that cannot be stored and sent
+    on as JSON, or None. Depth is bounded by the JSON parser (~200 levels), so recursion is."""
+    if isinstance(value, str | bool) or value is None:
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if (found := _json_problem(item)) is not None:
+                found[0].insert(0, key)
+                return found
+        return None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            if (found := _json_problem(item)) is not None:
+                found[0].insert(0, index)
+                return found
+        return None
+    if isinstance(value, int):
+        if INT64_MIN <= value <= INT64_MAX:
+            return None
+        return [], "an integer outside the signed 64-bit range", "int64_range"
+    if isinstance(value, float) and not math.isfinite(value):
+        return [], "NaN or Infinity, which JSON does not have", "finite_number"
+    return None
+
+
+def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    found = _json_problem(value)
+    if found is None:
+        return value
+    path, message, kind = found
+    where = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
+    raise PydanticCustomError(kind, "{message} at {where}", {"message": message, "where": where})
+
+
+#: A free-form JSON object (``inputs``, ``metadata``, ``other``, tool ``parameters`` ...): any
+#: JSON, but every integer a signed 64-bit one and no NaN/Infinity (the body parser takes both),
+#: checked before anything is called or stored.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+
+
+def _representable(value: datetime) -> datetime:
+    checked = moments.checked(value)
+    if checked is None:
+        raise PydanticCustomError(
+            "datetime_range", "expected a time between 0001-01-01 and 9999-12-31 in UTC"
+        )
+    return checked
+
+
+#: A time a client sends: no zone means UTC; its UTC instant must lie in years 1 to 9999, so
+#: it can be stored and shown again. Always an aware UTC datetime once validated.
+Moment = Annotated[datetime, AfterValidator(_representable)]
 
 
 class _Lenient(BaseModel):
     """Nested v4 objects without ``additionalProperties: false``: unknown keys are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class _Strict(BaseModel):
     """v4 objects declared with ``additionalProperties: false``: unknown keys are a 422."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class TextChatContent(_Lenient):
@@ -109,17 +184,17 @@ ToolChoiceField = Literal["none", "auto", "required"] | ToolChoice
 
 class ResponseFormat(_Lenient):
     type: Literal["json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = None
+    json_schema: JsonObject | None = None
 
 
 class ModelConfigToolRequest(_Lenient):
     name: str
     description: str | None = None
     strict: bool | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: JsonObject | None = None
     source: Literal["organization", "inline"] | None = None
     source_code: str | None = None
-    other: dict[str, Any] | None = None
+    other: JsonObject | None = None
     preset_name: str | None = None
 
     def to_domain(self) -> Tool:
@@ -132,7 +207,7 @@ class LinkedToolRequest(_Lenient):
     name: str | None = None
     description: str | None = None
     strict: bool | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: JsonObject | None = None
 
 
 class Usage(BaseModel):

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, RootModel
 
-from chatgate.api.schemas.common import _Lenient
+from chatgate.api.schemas.common import Int64, Moment, _Lenient
 
 BUILT_IN_TYPES = ("rating", "action", "issue", "correction", "comment")
-FeedbackValue = bool | int | float | list[str] | str
+FeedbackValue = bool | Int64 | float | list[str] | str
 FeedbackClass = Literal["select", "multi_select", "text", "number"]
 LabelSentiment = Literal["positive", "negative", "neutral", "unset"]
 
@@ -22,7 +22,7 @@ class Feedback(_Lenient):
     value: FeedbackValue | None = None
     data_id: str | None = None
     user: str | None = None
-    created_at: datetime | None = None
+    created_at: Moment | None = None
 
 
 class FeedbackRequest(Feedback):
