@@ -40,7 +40,8 @@ def _store(settings: Settings) -> Store:
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "never"
-    return from_epoch(epoch).strftime("%Y-%m-%d %H:%M:%S")
+    # isoformat, not strftime: "%Y" gives "1", not "0001", for year 1 on glibc.
+    return from_epoch(epoch).replace(tzinfo=None).isoformat(" ", "seconds")
 
 
 def _org_id(store: Store, name: str) -> str:
