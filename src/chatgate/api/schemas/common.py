@@ -59,9 +59,32 @@ def _json_problem(value: Any) -> tuple[list[str | int], str, str] | None:
     return None
 
 
+def _all_storable(value: dict[str, Any]) -> bool:
+    """_json_problem(value) is None, in one flat loop (the common case, on every chat call:
+    ~1 us for a nested 10-value ``inputs``). Decoded JSON has exact types, hence ``is``."""
+    stack: list[Any] = [value]
+    while stack:
+        container = stack.pop()
+        for item in container.values() if type(container) is dict else container:
+            kind = type(item)
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is int:
+                if not INT64_MIN <= item <= INT64_MAX:
+                    return False
+            elif kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif kind is dict or kind is list:
+                stack.append(item)
+    return True
+
+
 def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    if not value or _all_storable(value):
+        return value
     found = _json_problem(value)
-    if found is None:
+    if found is None:  # unreachable: the two walks agree
         return value
     path, message, kind = found
     where = "".join(f"[{p!r}]" if isinstance(p, str) else f"[{p}]" for p in path)
