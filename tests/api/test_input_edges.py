@@ -449,3 +449,30 @@ def test_a_logged_config_no_chat_can_use_is_a_4xx_not_a_500(server: RunningServe
         chat = client.post("/chat-deployed", json={"project_id": project_id, "messages": messages})
     assert chat.status_code == 400, chat.text
     assert chat.json()["detail"]["type"] == "bad_request_error"
+
+
+# --- .prompt files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("front", "loc", "kind"),
+    [
+        ("other:\n  b: !!binary aGVsbG8=\n", ["other"], "json_type"),
+        ("other:\n  when: 2020-01-01\n", ["other"], "json_type"),
+        ("other:\n  s: !!set {a, b}\n", ["other"], "json_type"),
+        ("other:\n  x: .inf\n", ["other"], "finite_number"),
+        ("other:\n  x: 123456789012345678901234567890\n", ["other"], "int64_range"),
+        ("temperature: .nan\n", ["temperature"], "finite_number"),
+        ('name: "a\\0b"\n', ["name"], "string_nul"),
+    ],
+    ids=["binary", "date", "set", "infinity", "big-int", "nan", "nul"],
+)
+def test_prompt_file_yaml_that_json_cannot_hold_is_422(
+    server: RunningServer, front: str, loc: list[Any], kind: str
+) -> None:
+    """A .prompt file's front matter is YAML, which has more than JSON; bytes in `other` were a
+    500 (the config could not be serialised)."""
+    text = f"---\nmodel: gpt-4o\n{front}---\n<user>\n  hi\n</user>\n"
+    with server.client() as client:
+        response = client.post("/model-configs/deserialize", json={"config": text})
+    assert_422_at(response, ["body", "config", *loc], kind)

@@ -49,7 +49,7 @@ async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Mo
             ]
         ) from None
     # JSON can only carry a NUL as this escape; one substring search is all most bodies cost.
-    if b"\\u0000" in raw and (where := _nul_at(json.loads(raw))) is not None:
+    if b"\\u0000" in raw and (where := nul_at(json.loads(raw))) is not None:
         raise RequestValidationError(
             [
                 {
@@ -62,8 +62,8 @@ async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Mo
     return parsed
 
 
-def _nul_at(value: Any) -> list[str | int] | None:
-    """Where a string (value or key) holding NUL is in decoded JSON, or None (the escape was
+def nul_at(value: Any) -> list[str | int] | None:
+    """Where a string (value or key) holding NUL is in decoded JSON, or None (e.g. the escape was
     itself escaped text: ``"\\\\u0000"``). Depth is bounded by the body parser."""
     if isinstance(value, str):
         return [] if "\x00" in value else None
@@ -77,7 +77,7 @@ def _nul_at(value: Any) -> list[str | int] | None:
     for key, item in items:
         if isinstance(key, str) and "\x00" in key:
             return [key.replace("\x00", "")]
-        if (inner := _nul_at(item)) is not None:
+        if (inner := nul_at(item)) is not None:
             return [key, *inner]
     return None
 

@@ -33,39 +33,52 @@ ReasoningEffort = Literal["high", "medium", "low"] | ThinkingBudget
 TemplateLanguage = Literal["default", "jinja"]
 
 
-def _json_problem(value: Any) -> tuple[list[str | int], str, str] | None:
-    """(path, message, type) of the first value in decoded JSON that cannot be stored and sent
-    on as JSON, or None. Depth is bounded by the JSON parser (~200 levels), so recursion is."""
-    if isinstance(value, str | bool) or value is None:
+def _json_problem(value: Any) -> tuple[list[Any], str, str] | None:
+    """(path, message, type) of the first value that cannot be stored and sent on as JSON, or
+    None. Decoded JSON has nothing else, but a ``.prompt`` file's YAML has dates, bytes, sets
+    and non-string keys. Depth is bounded by the parsers (~200 levels), so recursion is."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
         return None
-    if isinstance(value, dict):
+    if kind is dict:
         for key, item in value.items():
+            if type(key) is not str:
+                return [key], "a key that is not a string", "json_type"
             if (found := _json_problem(item)) is not None:
                 found[0].insert(0, key)
                 return found
         return None
-    if isinstance(value, list):
+    if kind is list:
         for index, item in enumerate(value):
             if (found := _json_problem(item)) is not None:
                 found[0].insert(0, index)
                 return found
         return None
-    if isinstance(value, int):
+    if kind is int:
         if INT64_MIN <= value <= INT64_MAX:
             return None
         return [], "an integer outside the signed 64-bit range", "int64_range"
-    if isinstance(value, float) and not math.isfinite(value):
+    if kind is float:
+        if math.isfinite(value):
+            return None
         return [], "NaN or Infinity, which JSON does not have", "finite_number"
-    return None
+    return [], f"a value of type {kind.__name__}, which JSON does not have", "json_type"
 
 
 def _all_storable(value: dict[str, Any]) -> bool:
     """_json_problem(value) is None, in one flat loop (the common case, on every chat call:
-    ~1 us for a nested 10-value ``inputs``). Decoded JSON has exact types, hence ``is``."""
+    ~1-2 us for a nested 10-value ``inputs``). Decoded JSON has exact types, hence ``is``."""
     stack: list[Any] = [value]
     while stack:
         container = stack.pop()
-        for item in container.values() if type(container) is dict else container:
+        if type(container) is dict:
+            for key in container:
+                if type(key) is not str:
+                    return False
+            items = container.values()
+        else:
+            items = container
+        for item in items:
             kind = type(item)
             if kind is str or kind is bool or item is None:
                 continue
@@ -77,6 +90,8 @@ def _all_storable(value: dict[str, Any]) -> bool:
                     return False
             elif kind is dict or kind is list:
                 stack.append(item)
+            else:
+                return False
     return True
 
 
@@ -93,7 +108,8 @@ def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
 
 #: A free-form JSON object (``inputs``, ``metadata``, ``other``, tool ``parameters`` ...): any
 #: JSON, but every integer a signed 64-bit one and no NaN/Infinity (the body parser takes both),
-#: checked before anything is called or stored.
+#: and nothing JSON does not have (a .prompt file's YAML can), checked before anything is
+#: called or stored.
 JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
 
 
