@@ -218,6 +218,41 @@ def test_page_numbers_past_their_bound_are_422_on_every_list(server: RunningServ
             assert last.json()["page"] == 2**31 - 1
 
 
+def test_text_longer_than_its_column_is_422_before_the_provider_is_called(
+    both: RunningServer, fake: FakeOpenAI
+) -> None:
+    """PostgreSQL enforces the store's VARCHAR lengths (SQLite does not): a 300-character model
+    name was a 503 *after* the provider call, as the log could not be written."""
+    server = both
+    too_long = {
+        ("project",): 501,
+        ("session_reference_id",): 501,
+        ("source",): 501,
+        ("user",): 501,
+        ("source_datapoint_id",): 101,
+        ("model_config", "model"): 201,
+        ("model_config", "name"): 501,
+    }
+    with server.client() as client:
+        for path, length in too_long.items():
+            body = chat_body()
+            target = body["model_config"] if len(path) == 2 else body
+            target[path[-1]] = "x" * length
+            assert_422_at(client.post("/chat", json=body), ["body", *path], "string_too_long")
+        assert fake.requests == []
+        for name, length in {"reference_id": 501, "environment": 201}.items():
+            logged = client.post(
+                "/logs", json={"project": "p", "config": {"model": "m"}, name: "x" * length}
+            )
+            assert_422_at(logged, ["body", "LogRequest", name], "string_too_long")
+        at_the_limit = chat_body(
+            project="p" * 500, source="s" * 500, model_config={"model": "gpt-" + "4" * 196}
+        )
+        fine = client.post("/chat", json=at_the_limit)
+    assert fine.status_code == 200, fine.text
+    assert server.get_log(fine.json()["data"][0]["id"])["source"] == "s" * 500
+
+
 # --- times --------------------------------------------------------------------------------------
 
 

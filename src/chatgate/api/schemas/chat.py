@@ -11,11 +11,15 @@ from chatgate.api.schemas.common import (
     FunctionTool,
     Int64,
     JsonObject,
+    Label,
     LinkedToolRequest,
     MaxTokens,
     ModelConfigToolRequest,
+    Name,
+    ProviderName,
     ReasoningEffort,
     ResponseFormat,
+    ShortId,
     TemplateLanguage,
     ToolCallModel,
     ToolChoiceField,
@@ -30,10 +34,10 @@ ModelEndpoint = Literal["complete", "chat", "edit"]
 
 
 class ModelConfigChatRequest(_Strict):
-    model: str
+    model: Label
     #: Checked against the provider table in the service (v4 enum, ``deepseek``, operator names).
-    provider: str = "openai"
-    name: str | None = None
+    provider: ProviderName = "openai"
+    name: Name | None = None
     description: str | None = None
     max_tokens: MaxTokens = -1
     temperature: float = 1.0
@@ -54,22 +58,22 @@ class ModelConfigChatRequest(_Strict):
 
 class _ChatRequestBase(_Strict):
     messages: list[ChatMessage]
-    project: str | None = None
+    project: Name | None = None
     project_id: str | None = None
     session_id: str | None = None
-    session_reference_id: str | None = None
+    session_reference_id: Name | None = None
     parent_id: str | None = None
-    parent_reference_id: str | None = None
+    parent_reference_id: Name | None = None
     inputs: JsonObject = Field(default_factory=dict)
-    source: str | None = None
+    source: Name | None = None
     metadata: JsonObject | None = None
     save: bool = True
-    source_datapoint_id: str | None = None
+    source_datapoint_id: ShortId | None = None
     #: Any string-valued key is accepted (v4 lists openai, anthropic, ...; newer clients add more).
     provider_api_keys: dict[str, str | None] | None = None
     num_samples: int = Field(default=1, ge=1, le=128)
     stream: bool = False
-    user: str | None = None
+    user: Name | None = None
     seed: Int64 | None = Field(default=None, json_schema_extra={"deprecated": True})
     return_inputs: bool = True
     tool_choice: ToolChoiceField | None = None

@@ -28,6 +28,13 @@ MaxTokens = Annotated[int, Field(ge=-1, le=INT32_MAX)]
 #: An integer ``reasoning_effort`` is a thinking budget in tokens; Gemini reads -1 as dynamic.
 ThinkingBudget = Annotated[int, Field(ge=-1, le=INT32_MAX)]
 
+#: Text kept in a bounded column (store/schema.py): PostgreSQL refuses a longer value (SQLite
+#: would keep it), and for a chat call that refusal came after the provider was paid.
+ProviderName = Annotated[str, Field(max_length=64)]
+ShortId = Annotated[str, Field(max_length=100)]  # source_datapoint_id
+Label = Annotated[str, Field(max_length=200)]  # model, environment, feedback type
+Name = Annotated[str, Field(max_length=500)]  # project, reference ids, source, user, config name
+
 ChatRole = Literal["user", "assistant", "system", "tool", "developer"]
 ReasoningEffort = Literal["high", "medium", "low"] | ThinkingBudget
 TemplateLanguage = Literal["default", "jinja"]

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, RootModel
 
-from chatgate.api.schemas.common import Int64, Moment, _Lenient
+from chatgate.api.schemas.common import Int64, Label, Moment, Name, _Lenient
 
 BUILT_IN_TYPES = ("rating", "action", "issue", "correction", "comment")
 FeedbackValue = bool | Int64 | float | list[str] | str
@@ -18,10 +18,10 @@ LabelSentiment = Literal["positive", "negative", "neutral", "unset"]
 class Feedback(_Lenient):
     """Feedback given with a log (``POST /v4/logs``): its ``data_id`` is the new log's."""
 
-    type: str
+    type: Label
     value: FeedbackValue | None = None
     data_id: str | None = None
-    user: str | None = None
+    user: Name | None = None
     created_at: Moment | None = None
 
 
@@ -50,7 +50,7 @@ class FeedbackLabelRequest(_Lenient):
 
 
 class FeedbackTypeRequest(_Lenient):
-    type: str
+    type: Label
     class_: FeedbackClass = Field(alias="class")
     values: list[FeedbackLabelRequest] | None = None
 

@@ -15,12 +15,16 @@ from chatgate.api.schemas.common import (
     ChatMessage,
     Int64,
     JsonObject,
+    Label,
     LinkedToolRequest,
     MaxTokens,
     ModelConfigToolRequest,
     Moment,
+    Name,
+    ProviderName,
     ReasoningEffort,
     ResponseFormat,
+    ShortId,
     TemplateLanguage,
     TokenCount,
     _Lenient,
@@ -35,9 +39,9 @@ class ModelConfigRequest(_Strict):
     """The config a logged call used. ``endpoint`` defaults to ``chat`` (see docs/compat.md)."""
 
     type: Literal["model"] = "model"
-    model: str
-    provider: str = "openai"
-    name: str | None = None
+    model: Label
+    provider: ProviderName = "openai"
+    name: Name | None = None
     description: str | None = None
     max_tokens: MaxTokens = -1
     temperature: float = 1.0
@@ -62,24 +66,24 @@ class ToolConfigRequest(_Lenient):
 
 
 class LogRequest(_Lenient):
-    project: str | None = None
+    project: Name | None = None
     project_id: str | None = None
     session_id: str | None = None
-    session_reference_id: str | None = None
+    session_reference_id: Name | None = None
     parent_id: str | None = None
-    parent_reference_id: str | None = None
+    parent_reference_id: Name | None = None
     inputs: JsonObject = Field(default_factory=dict)
-    source: str | None = None
+    source: Name | None = None
     metadata: JsonObject | None = None
     save: bool = True
-    source_datapoint_id: str | None = None
-    reference_id: str | None = None
+    source_datapoint_id: ShortId | None = None
+    reference_id: Name | None = None
     messages: list[ChatMessage] | None = None
     output: str | None = None
     judgment: Judgment | None = None
     config_id: str | None = None
     config: ModelConfigRequest | ToolConfigRequest | None = None
-    environment: str | None = None
+    environment: Label | None = None
     feedback: Feedback | list[Feedback] | None = None
     created_at: Moment | None = None
     error: str | None = None
