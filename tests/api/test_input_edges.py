@@ -451,6 +451,18 @@ def test_an_endpoint_host_that_is_no_dns_name_is_a_400(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("key", ["sk-a\nX-Injected: 1", "sk-\r", "sk-\t1", "sk-\x7f"])
+def test_a_provider_key_with_control_characters_is_422_not_a_502(
+    server: RunningServer, fake: FakeOpenAI, key: str
+) -> None:
+    """It goes into a header; the HTTP client refused it as a header injection, which was
+    reported as a 502 blaming the provider."""
+    response = server.post_chat(chat_body(provider_api_keys={"openai": key}))
+    assert_422_at(response, ["body", "provider_api_keys", "openai"], "header_value")
+    assert key not in response.text  # never echoed
+    assert fake.requests == []
+
+
 # --- stored configs ------------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 from chatgate.api.schemas.common import (
     ChatMessage,
     FunctionTool,
+    HeaderSafe,
     Int64,
     JsonObject,
     Label,
@@ -70,7 +71,7 @@ class _ChatRequestBase(_Strict):
     save: bool = True
     source_datapoint_id: ShortId | None = None
     #: Any string-valued key is accepted (v4 lists openai, anthropic, ...; newer clients add more).
-    provider_api_keys: dict[str, str | None] | None = None
+    provider_api_keys: dict[str, HeaderSafe | None] | None = None
     num_samples: int = Field(default=1, ge=1, le=128)
     stream: bool = False
     user: Name | None = None

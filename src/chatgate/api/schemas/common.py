@@ -35,6 +35,19 @@ ShortId = Annotated[str, Field(max_length=100)]  # source_datapoint_id
 Label = Annotated[str, Field(max_length=200)]  # model, environment, feedback type
 Name = Annotated[str, Field(max_length=500)]  # project, reference ids, source, user, config name
 
+
+def _header_safe(value: str) -> str:
+    if value.isprintable():
+        return value
+    raise PydanticCustomError(
+        "header_value", "must be printable text: it is sent in an HTTP header or URL"
+    )
+
+
+#: A provider key or endpoint from ``provider_api_keys``: it goes into an HTTP header (or the
+#: URL), where a control character is refused by the HTTP client, after the call was prepared.
+HeaderSafe = Annotated[str, AfterValidator(_header_safe)]
+
 ChatRole = Literal["user", "assistant", "system", "tool", "developer"]
 ReasoningEffort = Literal["high", "medium", "low"] | ThinkingBudget
 TemplateLanguage = Literal["default", "jinja"]
