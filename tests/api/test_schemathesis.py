@@ -15,6 +15,7 @@ Each 500 it found has a regression test of its own in tests/api/test_input_edges
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -40,9 +41,10 @@ from tests.fakes.gemini_server import FakeGemini
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.replicate_server import FakeReplicate
 
-#: Examples per operation and generation mode (positive, negative), for each id set.
-#: About 3,000 requests in all: ~60-90 s on a quiet 2-core machine.
-EXAMPLES = 30
+#: Examples per operation and generation mode (positive, negative), for each id set: about
+#: 2,900 requests, measured at 60 s on SQLite and 70 s on PostgreSQL on the shared 2-core
+#: machine (`pytest -s` prints the count and the time).
+EXAMPLES = 40
 #: A stop for a machine far slower than expected: cases after it are skipped (the run still
 #: fails on any 500 it saw), so the test never runs much past the 3 minutes it is allowed.
 BUDGET_SECONDS = 150
@@ -249,7 +251,6 @@ class Fuzzer:
     failures: list[str] = field(default_factory=list)
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
     chats: int = 0
-    unsatisfiable: list[str] = field(default_factory=list)
 
     def run(self, operation: Any, mode: GenerationMode, **fixed: dict[str, str]) -> None:
         if mode is GenerationMode.NEGATIVE and not can_be_wrong(operation, fixed):
@@ -268,11 +269,9 @@ class Fuzzer:
             if time.monotonic() < self.deadline:
                 self.check(operation.label, mode, case)
 
-        try:
+        # Unsatisfiable: nothing in this operation's schema can be made invalid.
+        with contextlib.suppress(Unsatisfiable):
             send()
-        except Unsatisfiable:
-            # Nothing in this operation's schema can be made invalid: no negative cases.
-            self.unsatisfiable.append(f"{operation.label} ({mode})")
 
     def check(self, label: str, mode: GenerationMode, case: Any) -> None:
         self.prepare(label, mode, case)
