@@ -9,23 +9,25 @@ from pydantic import BaseModel, Field
 from chatgate.api.schemas.common import (
     ChatMessage,
     FunctionTool,
-    HeaderSafe,
-    Int64,
-    JsonObject,
-    Label,
     LinkedToolRequest,
-    MaxTokens,
     ModelConfigToolRequest,
-    Name,
-    ProviderName,
     ReasoningEffort,
     ResponseFormat,
-    ShortId,
     TemplateLanguage,
     ToolCallModel,
     ToolChoiceField,
     Usage,
     _Strict,
+)
+from chatgate.api.schemas.values import (
+    HeaderSafe,
+    Int64,
+    JsonObject,
+    Label,
+    MaxTokens,
+    Name,
+    ProviderName,
+    ShortId,
 )
 from chatgate.domain import ModelConfig
 from chatgate.errors import InvalidRequest

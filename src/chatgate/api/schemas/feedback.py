@@ -7,7 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, RootModel
 
-from chatgate.api.schemas.common import Int64, Label, Moment, Name, _Lenient
+from chatgate.api.schemas.common import _Lenient
+from chatgate.api.schemas.values import Int64, Label, Moment, Name
 
 BUILT_IN_TYPES = ("rating", "action", "issue", "correction", "comment")
 FeedbackValue = bool | Int64 | float | list[str] | str

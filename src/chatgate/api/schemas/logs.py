@@ -13,24 +13,26 @@ from pydantic import BaseModel, Field, RootModel
 from chatgate.api.schemas.chat import ModelEndpoint
 from chatgate.api.schemas.common import (
     ChatMessage,
-    Int64,
-    JsonObject,
-    Label,
     LinkedToolRequest,
-    MaxTokens,
     ModelConfigToolRequest,
-    Moment,
-    Name,
-    ProviderName,
     ReasoningEffort,
     ResponseFormat,
-    ShortId,
     TemplateLanguage,
-    TokenCount,
     _Lenient,
     _Strict,
 )
 from chatgate.api.schemas.feedback import Feedback, FeedbackResponse
+from chatgate.api.schemas.values import (
+    Int64,
+    JsonObject,
+    Label,
+    MaxTokens,
+    Moment,
+    Name,
+    ProviderName,
+    ShortId,
+    TokenCount,
+)
 
 Judgment = bool | Int64 | float | list[str] | str
 
