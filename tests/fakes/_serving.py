@@ -18,7 +18,8 @@ class BackgroundServer:
 
     def start(self) -> int:
         """Serve on a free port; return it once the server accepts connections."""
-        sock = socket.socket()
+        # IPPROTO_TCP so asyncio sets TCP_NODELAY on accepted connections (tests/conftest.py).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.bind(("127.0.0.1", 0))
         ready = threading.Event()
         self._loop = asyncio.new_event_loop()

@@ -2,10 +2,13 @@
 
 The body is parsed as JSON whatever the Content-Type says (curl's default form type included),
 and authentication runs before it, so an unauthenticated caller learns nothing from validation.
+A string holding NUL (``\u0000``) anywhere in a body is a 422: PostgreSQL cannot store it in
+text, so on that backend a chat call would reach the provider and fail to be logged after.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
@@ -32,7 +35,7 @@ async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Mo
         chunks.append(chunk)
     raw = b"".join(chunks)
     try:
-        return model.model_validate_json(raw or b"null")
+        parsed = model.model_validate_json(raw or b"null")
     except ValidationError as exc:
         raise RequestValidationError(
             [
@@ -45,6 +48,38 @@ async def parse_body(request: Request, model: type[Model], max_bytes: int) -> Mo
                 for e in exc.errors(include_url=False, include_input=False)
             ]
         ) from None
+    # JSON can only carry a NUL as this escape; one substring search is all most bodies cost.
+    if b"\\u0000" in raw and (where := nul_at(json.loads(raw))) is not None:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("body", *where),
+                    "msg": "strings must not contain NUL characters (U+0000)",
+                    "type": "string_nul",
+                }
+            ]
+        )
+    return parsed
+
+
+def nul_at(value: Any) -> list[str | int] | None:
+    """Where a string (value or key) holding NUL is in decoded JSON, or None (e.g. the escape was
+    itself escaped text: ``"\\\\u0000"``). Depth is bounded by the body parser."""
+    if isinstance(value, str):
+        return [] if "\x00" in value else None
+    items: Any = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return [key.replace("\x00", "")]
+        if (inner := nul_at(item)) is not None:
+            return [key, *inner]
+    return None
 
 
 async def _body_chunks(request: Request) -> AsyncIterator[bytes]:

@@ -79,6 +79,19 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
 
 
 async def _database_error(_request: Request, exc: Exception) -> Response:
+    if Store.refuses_value(exc):
+        # Neither logged nor echoed in full: the driver's message quotes the value (a key?).
+        orig = getattr(exc, "orig", None)
+        log.warning(
+            "the database refused a value of a request (%s, SQLSTATE %s)",
+            type(orig).__name__,
+            getattr(orig, "sqlstate", None),
+        )
+        message = (
+            "the database cannot store a value of this request "
+            "(text holding NUL characters, a number out of range ...)"
+        )
+        return json_response(error_body(400, message), 400)
     if Store.is_unreachable(exc):
         log.error("database unreachable: %s", exc)
         message = (

@@ -6,16 +6,10 @@ v4 examples show.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+from chatgate.moments import iso
 from chatgate.services.chat import ChatInput, ChatOutcome
-
-
-def iso(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def chat_response(request: ChatInput, outcome: ChatOutcome) -> dict[str, Any]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatgate.api.render import iso, model_config_response
+from chatgate.api.render import model_config_response
+from chatgate.moments import iso
 from chatgate.store.projects_repo import ConfigUse
 
 

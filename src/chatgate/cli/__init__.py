@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
 from typing import Annotated
 
 import orjson
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chatgate.moments import from_epoch
 from chatgate.settings import Settings
 from chatgate.store.engine import display_url
 from chatgate.store.sql import Store
@@ -41,7 +41,8 @@ def _store(settings: Settings) -> Store:
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return "never"
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    # isoformat, not strftime: "%Y" gives "1", not "0001", for year 1 on glibc.
+    return from_epoch(epoch).replace(tzinfo=None).isoformat(" ", "seconds")
 
 
 def _org_id(store: Store, name: str) -> str:

@@ -136,8 +136,34 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
+_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def host_name_problem(host: str) -> str | None:
+    """Why ``host`` (ASCII, IDNA already applied) is no DNS name that can be looked up, or None.
+
+    The resolver would fail on these too, but later and as a connection error (a 502): a name
+    over 253 characters, an empty label or one over 63, characters a host name cannot have.
+    Underscores pass: some internal names have them and resolvers take them.
+    """
+    name = host[:-1] if host.endswith(".") else host
+    if len(name) > 253:
+        return "it is longer than 253 characters"
+    for label in name.split("."):
+        if not label:
+            return "it has an empty label"
+        if len(label) > 63:
+            return "a label is longer than 63 characters"
+        if not _HOST_CHARACTERS.issuperset(label):
+            return "only letters, digits, '-' and '_' may make up a label"
+        if label.startswith("-") or label.endswith("-"):
+            return "a label starts or ends with '-'"
+    return None
+
+
 def check_url(url: str, policy: UpstreamPolicy, *, what: str) -> URL:
-    """The checks that need no DNS: a parseable absolute URL, https, an IP literal's class.
+    """The checks that need no DNS: a parseable absolute URL, https, a host name that can be
+    looked up, an IP literal's class.
 
     ``what`` names the URL in messages (``provider_api_keys.openai_azure_endpoint``).
     """
@@ -151,6 +177,8 @@ def check_url(url: str, policy: UpstreamPolicy, *, what: str) -> URL:
     if parsed.user is not None or parsed.password is not None:
         raise UpstreamRefused(f"{what} must not carry credentials in the URL")
     literal = _literal(host)
+    if literal is None and (problem := host_name_problem(parsed.raw_host or host)) is not None:
+        raise UpstreamRefused(f"{what} has no valid host name: {problem}")
     allowed = policy.allows_host(host) or (literal is not None and policy.allows_address(literal))
     if parsed.scheme != "https" and not (parsed.scheme == "http" and allowed):
         raise UpstreamRefused(f"{what} must use https (got '{parsed.scheme}')")

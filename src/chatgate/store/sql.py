@@ -418,6 +418,24 @@ class Store:
         sqlstate = getattr(exc.orig, "sqlstate", None) or ""
         return isinstance(sqlstate, str) and sqlstate.startswith(_UNREACHABLE_SQLSTATES)
 
+    @staticmethod
+    def refuses_value(exc: BaseException) -> bool:
+        """True when the database refused a value of the statement rather than the statement:
+        SQLSTATE class 22 ("data exception": NUL in text, a number beyond its column ...), a
+        DBAPI DataError, or a value the driver would not encode (asyncpg raises a ValueError).
+
+        The API validates what it stores first (api/schemas/common.py); this is the backstop
+        that keeps anything it missed a 4xx rather than a 500.
+        """
+        if isinstance(exc, sa.exc.DataError):
+            return True
+        if not isinstance(exc, sa.exc.DBAPIError) or exc.connection_invalidated:
+            return False
+        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+        if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+            return True
+        return isinstance(getattr(exc.orig, "__cause__", None), ValueError)
+
     def _log_query(self) -> sa.Select[Any]:
         lg, p, s = t.logs, t.projects, t.sessions
         parent = t.logs.alias("parent")

@@ -22,6 +22,7 @@ from chatgate import ids
 from chatgate.api.body import openapi_body, parse_body
 from chatgate.api.deps import OrgDep, StateDep
 from chatgate.api.errors import json_response
+from chatgate.api.params import NO_NUL
 from chatgate.api.render import feedback_response, feedback_type_response
 from chatgate.api.schemas.feedback import (
     BUILT_IN_TYPES,
@@ -37,7 +38,7 @@ from chatgate.errors import FieldProblem, InvalidRequest, NotFound
 from chatgate.state import AppState
 from chatgate.store.logs_repo import FEEDBACK, LogsRepo
 
-router = APIRouter()
+router = APIRouter(dependencies=NO_NUL)
 
 #: The built-in types, as (class, allowed labels); None allows any label.
 BUILT_IN: dict[str, tuple[str, tuple[str, ...] | None]] = {

@@ -10,7 +10,6 @@ import hashlib
 import time
 import weakref
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -21,6 +20,7 @@ from chatgate import ids
 from chatgate.api.body import openapi_body, parse_body
 from chatgate.api.deps import OrgDep, StateDep
 from chatgate.api.errors import json_response
+from chatgate.api.params import MAX_PAGE_SIZE, NO_NUL, PageQuery, moment, page_bounds
 from chatgate.api.render import log_response, paginated
 from chatgate.api.routes.feedback import checked_feedback, repo
 from chatgate.api.schemas.logs import (
@@ -40,10 +40,7 @@ from chatgate.state import AppState
 from chatgate.store.logs_repo import LogExtras, LogFilter, LogsRepo, decoded_log
 from chatgate.store.sql import Store
 
-router = APIRouter()
-
-#: Largest page any list endpoint serves.
-MAX_PAGE_SIZE = 1000
+router = APIRouter(dependencies=NO_NUL)
 
 Loc = tuple[str | int, ...]
 
@@ -60,36 +57,6 @@ def _resolver(request: Request, state: AppState) -> Resolver:
     if found is None:
         found = _resolvers[state.store] = Resolver(state.store)
     return found
-
-
-def page_bounds(page: int, size: int) -> tuple[int, int]:
-    """(1-based page actually served, row offset). Page 0, the spec's default, is the first."""
-    served = max(page, 1)
-    return served, (served - 1) * size
-
-
-PageQuery = Annotated[int, Query(ge=0, description="Page to fetch, from 1 (0 also means 1).")]
-
-
-def _moment(text: str | None, name: str, *, end: bool) -> float | None:
-    """A ``YYYY-MM-DD`` date or ISO-8601 datetime as epoch seconds; a date as an end is inclusive."""
-    if text is None:
-        return None
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-            return (start + timedelta(days=1)).timestamp() - 1e-6 if end else start.timestamp()
-        moment = datetime.fromisoformat(text.replace(" ", "T"))
-    except ValueError:
-        raise InvalidRequest.at(
-            ("query", name),
-            "expected a date (YYYY-MM-DD) or an ISO-8601 datetime",
-            "datetime_parsing",
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 async def render_logs(
@@ -160,8 +127,8 @@ async def list_logs(
         session_id=session_id,
         search=search,
         metadata_search=metadata_search,
-        start=_moment(start_date, "start_date", end=False),
-        end=_moment(end_date, "end_date", end=True),
+        start=moment(start_date, "start_date", end=False),
+        end=moment(end_date, "end_date", end=True),
     )
     served, offset = page_bounds(page, size)
     found = await state.store.call(repo(state).list_logs, org_id, where, offset=offset, limit=size)

@@ -11,9 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from chatgate.api.body import openapi_body, parse_body
+from chatgate.api.body import nul_at, openapi_body, parse_body
 from chatgate.api.deps import API_KEY_SECURITY, OrgDep, StateDep, authenticate
 from chatgate.api.errors import json_response
+from chatgate.api.params import NO_NUL
 from chatgate.api.render_projects import config_response, project_config_response
 from chatgate.api.schemas.chat import ModelConfigChatRequest, config_to_domain
 from chatgate.api.schemas.common import LinkedToolRequest
@@ -29,7 +30,7 @@ from chatgate.services.resolve import Resolver
 from chatgate.state import AppState
 from chatgate.store import projects_repo
 
-router = APIRouter(tags=["Model Configs"])
+router = APIRouter(tags=["Model Configs"], dependencies=NO_NUL)
 
 
 def resolver_of(request: Request) -> Resolver:
@@ -132,5 +133,12 @@ async def deserialize(request: Request) -> Response:
     state, principal = await authenticate(request)
     body = await parse_body(request, Body_ModelConfigs_deserialize, state.settings.max_body_bytes)
     config = prompt_file.deserialize(body.config)
+    # YAML writes NUL as "\0", which the body's own check cannot see.
+    if (where := nul_at(config.model_dump(by_alias=True))) is not None:
+        raise InvalidRequest.at(
+            ("body", "config", *where),
+            "strings must not contain NUL characters (U+0000)",
+            "string_nul",
+        )
     config_id = await _config_id(request, state, principal, config)
     return json_response(config_response(await _stored(state, principal, config_id)))

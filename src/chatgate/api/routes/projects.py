@@ -15,6 +15,7 @@ from starlette.responses import Response
 from chatgate.api.body import openapi_body, parse_body
 from chatgate.api.deps import API_KEY_SECURITY, OrgDep, StateDep, authenticate
 from chatgate.api.errors import json_response
+from chatgate.api.params import MAX_PAGE, MAX_PAGE_SIZE, NO_NUL
 from chatgate.api.render import feedback_type_response
 from chatgate.api.render_projects import (
     active_config_response,
@@ -37,7 +38,7 @@ from chatgate.store import projects_repo
 from chatgate.store.logs_repo import LogsRepo
 from chatgate.store.sql import Store
 
-router = APIRouter(tags=["Projects"])
+router = APIRouter(tags=["Projects"], dependencies=NO_NUL)
 
 
 def _project_or_404(store: Store, org_id: str, project_id: str) -> dict[str, Any]:
@@ -102,8 +103,10 @@ def _render_project(store: Store, org_id: str, project_id: str) -> dict[str, Any
 async def list_projects(
     principal: OrgDep,
     state: StateDep,
-    page: Annotated[int, Query(ge=0, description="1-based page (0 is read as 1).")] = 1,
-    size: Annotated[int, Query(ge=1, le=1000)] = 10,
+    page: Annotated[
+        int, Query(ge=0, le=MAX_PAGE, description="1-based page (0 is read as 1).")
+    ] = 1,
+    size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
     filter: Annotated[str | None, Query(description="Case-insensitive name filter.")] = None,
     user_filter: Annotated[str | None, Query(description="chatgate has no users.")] = None,
     sort_by: ProjectSortBy = "created_at",

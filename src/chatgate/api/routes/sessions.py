@@ -9,13 +9,13 @@ from starlette.responses import Response
 
 from chatgate.api.deps import OrgDep, StateDep
 from chatgate.api.errors import json_response
+from chatgate.api.params import MAX_PAGE, MAX_PAGE_SIZE, NO_NUL, page_bounds
 from chatgate.api.render import paginated, session_response
 from chatgate.api.routes.feedback import repo
-from chatgate.api.routes.logs import MAX_PAGE_SIZE, page_bounds
 from chatgate.api.schemas.sessions import CreateSessionResponse, PaginatedSessions, SessionResponse
 from chatgate.errors import NotFound
 
-router = APIRouter(tags=["Sessions"])
+router = APIRouter(tags=["Sessions"], dependencies=NO_NUL)
 
 
 @router.post(
@@ -42,7 +42,7 @@ async def list_sessions(
     project_id: str,
     principal: OrgDep,
     state: StateDep,
-    page: Annotated[int, Query(ge=0, description="Page to fetch. Starts from 1.")] = 1,
+    page: Annotated[int, Query(ge=0, le=MAX_PAGE, description="Page to fetch. Starts from 1.")] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
 ) -> Response:
     org_id = principal.org_id

@@ -19,6 +19,16 @@ from chatgate.api.schemas.common import (
     Usage,
     _Strict,
 )
+from chatgate.api.schemas.values import (
+    HeaderSafe,
+    Int64,
+    JsonObject,
+    Label,
+    MaxTokens,
+    Name,
+    ProviderName,
+    ShortId,
+)
 from chatgate.domain import ModelConfig
 from chatgate.errors import InvalidRequest
 from chatgate.services.chat import ChatInput
@@ -27,19 +37,19 @@ ModelEndpoint = Literal["complete", "chat", "edit"]
 
 
 class ModelConfigChatRequest(_Strict):
-    model: str
+    model: Label
     #: Checked against the provider table in the service (v4 enum, ``deepseek``, operator names).
-    provider: str = "openai"
-    name: str | None = None
+    provider: ProviderName = "openai"
+    name: Name | None = None
     description: str | None = None
-    max_tokens: int = Field(default=-1, ge=-1)
+    max_tokens: MaxTokens = -1
     temperature: float = 1.0
     top_p: float = 1.0
     stop: str | list[str] | None = None
     presence_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
     frequency_penalty: float = Field(default=0.0, ge=-2.0, le=2.0)
-    other: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = None
+    other: JsonObject = Field(default_factory=dict)
+    seed: Int64 | None = None
     response_format: ResponseFormat | None = None
     endpoint: ModelEndpoint = "chat"
     chat_template: list[ChatMessage] | None = None
@@ -51,23 +61,23 @@ class ModelConfigChatRequest(_Strict):
 
 class _ChatRequestBase(_Strict):
     messages: list[ChatMessage]
-    project: str | None = None
+    project: Name | None = None
     project_id: str | None = None
     session_id: str | None = None
-    session_reference_id: str | None = None
+    session_reference_id: Name | None = None
     parent_id: str | None = None
-    parent_reference_id: str | None = None
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    source: str | None = None
-    metadata: dict[str, Any] | None = None
+    parent_reference_id: Name | None = None
+    inputs: JsonObject = Field(default_factory=dict)
+    source: Name | None = None
+    metadata: JsonObject | None = None
     save: bool = True
-    source_datapoint_id: str | None = None
+    source_datapoint_id: ShortId | None = None
     #: Any string-valued key is accepted (v4 lists openai, anthropic, ...; newer clients add more).
-    provider_api_keys: dict[str, str | None] | None = None
+    provider_api_keys: dict[str, HeaderSafe | None] | None = None
     num_samples: int = Field(default=1, ge=1, le=128)
     stream: bool = False
-    user: str | None = None
-    seed: int | None = Field(default=None, json_schema_extra={"deprecated": True})
+    user: Name | None = None
+    seed: Int64 | None = Field(default=None, json_schema_extra={"deprecated": True})
     return_inputs: bool = True
     tool_choice: ToolChoiceField | None = None
     tool_call: str | dict[str, str] | None = Field(

@@ -1,4 +1,5 @@
-"""Wire models shared by every v4 tag: messages, tools, usage, errors."""
+"""Wire models shared by every v4 tag: messages, tools, usage, errors. The rules for the values
+inside them (bounded integers, free-form JSON, times, text lengths) are in values.py."""
 
 from __future__ import annotations
 
@@ -6,23 +7,25 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from chatgate.api.schemas.values import JsonObject, ThinkingBudget
 from chatgate.domain import Message, Tool, ToolCall
 
 ChatRole = Literal["user", "assistant", "system", "tool", "developer"]
-ReasoningEffort = Literal["high", "medium", "low"] | int
+ReasoningEffort = Literal["high", "medium", "low"] | ThinkingBudget
 TemplateLanguage = Literal["default", "jinja"]
 
 
 class _Lenient(BaseModel):
-    """Nested v4 objects without ``additionalProperties: false``: unknown keys are ignored."""
+    """Nested v4 objects without ``additionalProperties: false``: unknown keys are ignored.
+    No model takes NaN or Infinity (pydantic's JSON parser would)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
 
 class _Strict(BaseModel):
     """v4 objects declared with ``additionalProperties: false``: unknown keys are a 422."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 class TextChatContent(_Lenient):
@@ -109,17 +112,17 @@ ToolChoiceField = Literal["none", "auto", "required"] | ToolChoice
 
 class ResponseFormat(_Lenient):
     type: Literal["json_object", "json_schema"]
-    json_schema: dict[str, Any] | None = None
+    json_schema: JsonObject | None = None
 
 
 class ModelConfigToolRequest(_Lenient):
     name: str
     description: str | None = None
     strict: bool | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: JsonObject | None = None
     source: Literal["organization", "inline"] | None = None
     source_code: str | None = None
-    other: dict[str, Any] | None = None
+    other: JsonObject | None = None
     preset_name: str | None = None
 
     def to_domain(self) -> Tool:
@@ -132,7 +135,7 @@ class LinkedToolRequest(_Lenient):
     name: str | None = None
     description: str | None = None
     strict: bool | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: JsonObject | None = None
 
 
 class Usage(BaseModel):

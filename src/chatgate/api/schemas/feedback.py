@@ -8,9 +8,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, RootModel
 
 from chatgate.api.schemas.common import _Lenient
+from chatgate.api.schemas.values import Int64, Label, Moment, Name
 
 BUILT_IN_TYPES = ("rating", "action", "issue", "correction", "comment")
-FeedbackValue = bool | int | float | list[str] | str
+FeedbackValue = bool | Int64 | float | list[str] | str
 FeedbackClass = Literal["select", "multi_select", "text", "number"]
 LabelSentiment = Literal["positive", "negative", "neutral", "unset"]
 
@@ -18,11 +19,11 @@ LabelSentiment = Literal["positive", "negative", "neutral", "unset"]
 class Feedback(_Lenient):
     """Feedback given with a log (``POST /v4/logs``): its ``data_id`` is the new log's."""
 
-    type: str
+    type: Label
     value: FeedbackValue | None = None
     data_id: str | None = None
-    user: str | None = None
-    created_at: datetime | None = None
+    user: Name | None = None
+    created_at: Moment | None = None
 
 
 class FeedbackRequest(Feedback):
@@ -50,7 +51,7 @@ class FeedbackLabelRequest(_Lenient):
 
 
 class FeedbackTypeRequest(_Lenient):
-    type: str
+    type: Label
     class_: FeedbackClass = Field(alias="class")
     values: list[FeedbackLabelRequest] | None = None
 

@@ -6,7 +6,6 @@ its ``config`` (``ModelConfigRequest``) has it, so unknown config keys are a 422
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, RootModel
@@ -23,26 +22,37 @@ from chatgate.api.schemas.common import (
     _Strict,
 )
 from chatgate.api.schemas.feedback import Feedback, FeedbackResponse
+from chatgate.api.schemas.values import (
+    Int64,
+    JsonObject,
+    Label,
+    MaxTokens,
+    Moment,
+    Name,
+    ProviderName,
+    ShortId,
+    TokenCount,
+)
 
-Judgment = bool | int | float | list[str] | str
+Judgment = bool | Int64 | float | list[str] | str
 
 
 class ModelConfigRequest(_Strict):
     """The config a logged call used. ``endpoint`` defaults to ``chat`` (see docs/compat.md)."""
 
     type: Literal["model"] = "model"
-    model: str
-    provider: str = "openai"
-    name: str | None = None
+    model: Label
+    provider: ProviderName = "openai"
+    name: Name | None = None
     description: str | None = None
-    max_tokens: int = -1
+    max_tokens: MaxTokens = -1
     temperature: float = 1.0
     top_p: float = 1.0
     stop: str | list[str] | None = None
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
-    other: dict[str, Any] = Field(default_factory=dict)
-    seed: int | None = None
+    other: JsonObject = Field(default_factory=dict)
+    seed: Int64 | None = None
     response_format: ResponseFormat | None = None
     endpoint: ModelEndpoint = "chat"
     prompt_template: str | None = None
@@ -58,36 +68,36 @@ class ToolConfigRequest(_Lenient):
 
 
 class LogRequest(_Lenient):
-    project: str | None = None
+    project: Name | None = None
     project_id: str | None = None
     session_id: str | None = None
-    session_reference_id: str | None = None
+    session_reference_id: Name | None = None
     parent_id: str | None = None
-    parent_reference_id: str | None = None
-    inputs: dict[str, Any] = Field(default_factory=dict)
-    source: str | None = None
-    metadata: dict[str, Any] | None = None
+    parent_reference_id: Name | None = None
+    inputs: JsonObject = Field(default_factory=dict)
+    source: Name | None = None
+    metadata: JsonObject | None = None
     save: bool = True
-    source_datapoint_id: str | None = None
-    reference_id: str | None = None
+    source_datapoint_id: ShortId | None = None
+    reference_id: Name | None = None
     messages: list[ChatMessage] | None = None
     output: str | None = None
     judgment: Judgment | None = None
     config_id: str | None = None
     config: ModelConfigRequest | ToolConfigRequest | None = None
-    environment: str | None = None
+    environment: Label | None = None
     feedback: Feedback | list[Feedback] | None = None
-    created_at: datetime | None = None
+    created_at: Moment | None = None
     error: str | None = None
     stdout: str | None = None
     duration: float | None = None
     output_message: ChatMessage | None = None
-    prompt_tokens: int | None = None
-    output_tokens: int | None = None
+    prompt_tokens: TokenCount | None = None
+    output_tokens: TokenCount | None = None
     prompt_cost: float | None = None
     output_cost: float | None = None
-    provider_request: dict[str, Any] | None = None
-    provider_response: dict[str, Any] | None = None
+    provider_request: JsonObject | None = None
+    provider_response: JsonObject | None = None
 
 
 class LogRequestBody(RootModel[list[LogRequest] | LogRequest]):

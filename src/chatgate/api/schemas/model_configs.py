@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from chatgate.api.schemas.chat import ModelConfigChatRequest, _ChatRequestBase
 from chatgate.api.schemas.common import _Lenient
+from chatgate.errors import BadRequest, NotImplementedByServer
 
 
 class ChatModelConfigRequest(_ChatRequestBase):
@@ -44,7 +45,24 @@ def stored_config_request(row: dict[str, Any]) -> ModelConfigChatRequest:
 
     The identity body has exactly ModelConfigChatRequest's fields, and turning it back into a
     domain ModelConfig gives the same identity, hence the same fingerprint and config id.
+    A config recorded with ``POST /v4/logs`` may hold what no chat config can (a
+    ``prompt_template``, a penalty of 5): that is the caller's 4xx, not a 500.
     """
-    return ModelConfigChatRequest.model_validate(
-        {**row["body"], "name": row["name"], "description": row["description"]}
-    )
+    if "prompt_template" in row["body"]:
+        raise NotImplementedByServer(
+            f"model config '{row['id']}' is a completion config (prompt_template), which "
+            "chatgate does not support; use a chat config"
+        )
+    try:
+        return ModelConfigChatRequest.model_validate(
+            {**row["body"], "name": row["name"], "description": row["description"]}
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise BadRequest(
+            f"model config '{row['id']}' was logged with values a chat config cannot have "
+            f"({problems})"
+        ) from None
