@@ -1,4 +1,5 @@
-"""What one log may hold: ``CHATGATE_MAX_LOG_BYTES``, with longer fields truncated visibly.
+"""What one log may hold: ``CHATGATE_MAX_LOG_BYTES``, with longer fields truncated visibly, and
+only what every database can store (:func:`storable`: no NUL, bounded columns within bounds).
 
 A log's payload fields (inputs, messages, output, raw_output, output_message, provider_request,
 provider_response, metadata, tools, error) together take at most ``max_bytes`` as stored (JSON
@@ -94,11 +95,16 @@ class LogLimit:
                 r.tools,
             )
             try:
-                size = len(orjson.dumps(payload))
+                blob = orjson.dumps(payload)
             except TypeError:
                 return False
+            if b"\\u0000" in blob or not _storable_scalars(r):
+                return False
+            size = len(blob)
             for text in (r.output, r.raw_output, r.error):
                 if text:
+                    if "\x00" in text:
+                        return False
                     size += 4 * len(text)  # UTF-8 takes at most 4 bytes a character
             if size > self.max_bytes - _RESERVE:
                 return False
@@ -114,6 +120,7 @@ class LogLimit:
         return [self.fit_record(record) for record in records]
 
     def fit_record(self, record: LogRecord) -> LogRecord:
+        record = storable(record)
         sizes = {name: json_size(getattr(record, name)) for name in _JSON_FIELDS}
         sizes.update({name: _text_size(getattr(record, name)) for name in _TEXT_FIELDS})
         budget = self.max_bytes - _RESERVE
@@ -125,6 +132,65 @@ class LogLimit:
             if target < sizes[name]
         }
         return replace(record, **changes)
+
+
+# --- what every database can store -------------------------------------------------------------
+
+#: What replaces a NUL character: PostgreSQL refuses NUL in text and JSON, and SQLite's LIKE
+#: stops at one. The caller's own fields never hold one (api/body.py refuses it); a provider's
+#: output can.
+NUL_REPLACEMENT = "\ufffd"
+#: Bounded columns a provider's answer fills (store/schema.py ``logs``).
+_FINISH_REASON_CHARS = 64
+_INT32_MAX = 2**31 - 1
+_COUNTS = (
+    "prompt_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+)
+
+
+def _storable_scalars(record: LogRecord) -> bool:
+    if record.finish_reason is not None and len(record.finish_reason) > _FINISH_REASON_CHARS:
+        return False
+    return all(
+        count is None or 0 <= count <= _INT32_MAX
+        for count in (
+            record.prompt_tokens,
+            record.output_tokens,
+            record.reasoning_tokens,
+            record.cache_read_tokens,
+            record.cache_write_tokens,
+        )
+    )
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_REPLACEMENT) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def storable(record: LogRecord) -> LogRecord:
+    """``record`` as every backend can store it, whatever the provider answered: NUL characters
+    replaced, ``finish_reason`` cut to its column, token counts held to the column's range (a
+    count no model reaches; the answer itself keeps the provider's numbers)."""
+    changes: dict[str, Any] = {
+        name: _without_nul(getattr(record, name)) for name in (*_JSON_FIELDS, *_TEXT_FIELDS)
+    }
+    if record.finish_reason is not None:
+        changes["finish_reason"] = _without_nul(record.finish_reason)[:_FINISH_REASON_CHARS]
+    for name in _COUNTS:
+        count = getattr(record, name)
+        if count is not None:
+            changes[name] = min(max(count, 0), _INT32_MAX)
+    return replace(record, **changes)
 
 
 def _targets(sizes: dict[str, int], budget: int) -> dict[str, int]:
