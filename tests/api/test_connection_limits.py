@@ -7,6 +7,7 @@ machine is shared) but far below what the attacks cost before these limits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import selectors
@@ -222,10 +223,8 @@ def watch(attackers: list[Attacker], seconds: float, tick: float = 0.25) -> None
                 next_tick += tick
                 for key in list(selector.get_map().values()):
                     if key.data.dribble:
-                        try:
+                        with contextlib.suppress(OSError):  # closed: the read side notices
                             key.data.sock.send(b"x")
-                        except OSError:
-                            pass  # closed; the read side notices
 
 
 def test_slow_and_idle_sockets_are_closed_at_their_deadlines_while_clients_go_on(
@@ -390,3 +389,18 @@ def test_an_upgrade_request_is_answered_as_plain_http_and_the_connection_closed(
         assert answer.status == 401
         assert answer.v4_error()["type"] == "unauthorized_error"
         assert closed_after(sock) == b""
+
+
+def test_uvicorns_last_resort_500_is_in_the_v4_shape() -> None:
+    """When an application raises before answering (chatgate's handlers normally answer first),
+    the server's own 500 is still JSON in the v4 shape."""
+
+    async def broken(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            raise RuntimeError("boom")
+
+    with UvicornThread(broken) as runner:
+        response = httpx.get(f"http://127.0.0.1:{runner.port}/anything", timeout=10)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["detail"]["code"] == 500
