@@ -15,7 +15,7 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from chatgate.edge.protocol import EdgeProtocol
+from chatgate.edge.protocol import EdgeProtocol, V4Fallback
 from chatgate.settings import Settings
 
 log = logging.getLogger("chatgate.edge")
@@ -55,6 +55,11 @@ class EdgeConfig(uvicorn.Config):
     def __init__(self, app: Any, limits: Limits, **options: Any) -> None:
         super().__init__(app, **options)
         self.limits = limits
+
+    def load(self) -> None:
+        # Runs in each serving process (after a worker has built its app from the factory).
+        super().load()
+        self.loaded_app = V4Fallback(self.loaded_app)
 
 
 def server_config(app: Any, settings: Settings, **options: Any) -> EdgeConfig:
