@@ -93,12 +93,16 @@ def main() -> None:
     parser.add_argument("--port", type=int)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--concurrency", type=int, action="append", help="wrk connections (repeatable; 1 and 64)"
+    )
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)
         return
 
-    results: dict[tuple[str, int], list[Load]] = {(k, c): [] for k in KINDS for c in CONCURRENCIES}
+    concurrencies = tuple(args.concurrency or CONCURRENCIES)
+    results: dict[tuple[str, int], list[Load]] = {(k, c): [] for k in KINDS for c in concurrencies}
     with tempfile.TemporaryDirectory(prefix="edge-bench-") as tmp:
         root = Path(tmp)
         servers = {kind: start(kind, root) for kind in KINDS}
@@ -111,7 +115,7 @@ def main() -> None:
                 run_wrk(f"http://127.0.0.1:{port}/v4/chat", scripts[kind], 16, 2, process.pid)
             for repetition in range(args.repeat):
                 order = KINDS if repetition % 2 == 0 else KINDS[::-1]
-                for concurrency in CONCURRENCIES:
+                for concurrency in concurrencies:
                     for kind in order:
                         process, port, _ = servers[kind]
                         load = run_wrk(
@@ -137,7 +141,7 @@ def main() -> None:
     print(f"\nmedians of {args.repeat} x {args.duration} s, POST /v4/chat (mock provider)")
     print("| c | protocol | req/s | p50 ms | p99 ms | server CPU ms/req | errors |")
     print("|---|---|---|---|---|---|---|")
-    for concurrency in CONCURRENCIES:
+    for concurrency in concurrencies:
         for kind in KINDS:
             loads = results[(kind, concurrency)]
             print(
