@@ -331,6 +331,32 @@ def test_malformed_http_gets_a_400_in_the_v4_shape(
         assert closed_after(sock) == b""
 
 
+def test_a_refused_client_that_stays_silent_is_disconnected(
+    tmp_path: Path, fake: FakeOpenAI
+) -> None:
+    """After a refusal the server reads and drops input for a moment, then closes its side for
+    good, even when the client neither sends nor closes."""
+    runner, server = start_server(tmp_path, fake.url, **LIMITS, max_connections=3)
+    with runner:
+        connections = runner.server.server_state.connections
+        silent = []
+        for request_bytes in (
+            b"GARBAGE\r\n\r\n",
+            b"GET /v4/projects HTTP/1.1\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+        ):
+            sock = connect(server)
+            sock.sendall(request_bytes)
+            assert read_answer(sock).status in (400, 431)
+            silent.append(sock)
+        over_cap = [connect(server) for _ in range(3)]  # the third is over the cap of 3
+        deadline = time.monotonic() + DEADLINE + 5
+        while len(connections) > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(connections) == 0
+        for sock in silent + over_cap:
+            sock.close()
+
+
 def test_a_405_names_the_allowed_methods(edge: RunningServer) -> None:
     with edge.client() as client:
         response = client.delete("/chat")

@@ -265,6 +265,8 @@ class EdgeProtocol(HttpToolsProtocol):
         phase = self._phase
         if now < self._deadline:
             self._set_deadline(self._deadline)
+        elif phase >= _DRAIN:
+            self.transport.close()  # the end of a linger, or silent over the cap
         elif phase == _BODY and self.cycle.response_complete:
             self.transport.close()  # the rest of the body of a request already answered
         elif phase == _BODY and self.flow.read_paused:
@@ -286,7 +288,7 @@ class EdgeProtocol(HttpToolsProtocol):
                 "request_timeout_error",
             )
         else:
-            # Idle keep-alive, a connection that never sent a byte, the end of a linger.
+            # Idle keep-alive, or a connection that never sent a byte.
             self.transport.close()
 
     # --- answers written by the server itself -------------------------------------------------
