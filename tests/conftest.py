@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from chatgate.app import create_app
+from chatgate.edge import server_config
 from chatgate.services.auth import create_key
 from chatgate.settings import Settings
 from chatgate.store.sql import Store
@@ -54,16 +55,24 @@ class RunningServer:
 
 
 class UvicornThread:
-    """uvicorn serving an app from a background thread, on a socket bound before it starts."""
+    """uvicorn serving an app from a background thread, on a socket bound before it starts.
 
-    def __init__(self, app: Any) -> None:
+    It is configured as ``chatgate serve`` configures it (``chatgate.edge.server_config``), with
+    the connection limits of ``settings`` (the defaults when not given).
+    """
+
+    def __init__(self, app: Any, settings: Settings | None = None) -> None:
         # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets whose proto
         # says TCP, and without it every response waited ~40 ms (Nagle + delayed ACK).
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(
-            app, log_level="warning", loop="asyncio", http="httptools", timeout_graceful_shutdown=5
+        config = server_config(
+            app,
+            settings or Settings(),
+            log_level="warning",
+            loop="asyncio",
+            timeout_graceful_shutdown=5,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
@@ -157,7 +166,7 @@ def start_server(
     key_a, _ = create_key(store, "acme")
     key_b, _ = create_key(store, "globex")
     store.close()
-    runner = UvicornThread(create_app(settings))
+    runner = UvicornThread(create_app(settings), settings)
     return runner, RunningServer(
         url=f"http://127.0.0.1:{runner.port}/v4",
         db_path=db_path,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import signal
 
-import uvicorn
 from fastapi import FastAPI
 
 from chatgate.app import create_app
+from chatgate.edge import raise_fd_limit, serve, server_config
 from chatgate.settings import Settings
 
 
@@ -28,27 +28,30 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    raise_fd_limit()  # before the connection cap is sized from it; workers inherit it
+    settings = Settings()
     # One worker: the app is built here. Several: uvicorn's supervisor starts each worker
     # process, which builds its own app (its own store, log writer and upstream pool).
-    target: FastAPI | str = app() if args.workers == 1 else "chatgate.server:app"
+    target: FastAPI | str = create_app(settings) if args.workers == 1 else "chatgate.server:app"
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (stop accepting, finish in-flight requests
     # and streams, then the lifespan drains the log writer) and afterwards re-raises the signal
     # into the handler that was installed before it. A no-op handler there makes a completed
     # graceful shutdown exit with status 0, as process supervisors expect.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: None)
-    uvicorn.run(
+    config = server_config(
         target,
+        settings,
         factory=args.workers > 1,
         workers=args.workers,
         host=args.host,
         port=args.port,
         loop="uvloop",
-        http="httptools",
         log_level="info",
         access_log=False,
         timeout_graceful_shutdown=30,
     )
+    serve(config)
 
 
 if __name__ == "__main__":

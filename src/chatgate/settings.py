@@ -80,6 +80,25 @@ class Settings(BaseSettings):
     #: Snapshot of the process environment for vendor variables (``OPENAI_API_KEY`` ...).
     vendor_env: dict[str, str] = Field(default_factory=lambda: dict(os.environ), exclude=True)
 
+    # --- HTTP edge: what one connection may hold (src/chatgate/edge/, docs/operations.md) ---
+    #: Largest request line + headers of one request; beyond it a 431 and the connection closes.
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    #: Total seconds allowed to send one request's line and headers, counted from its first byte
+    #: (from the connect for a connection's first request): a deadline, not a silence timer.
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Seconds a request body may take beyond what ``body_min_bytes_per_second`` allows: the body
+    #: must be complete ``body_timeout_seconds + received bytes / body_min_bytes_per_second``
+    #: after its headers (a minimum rate with a grace period; a dribbling body is closed).
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: The slowest upload rate a request body is guaranteed to be accepted at (see above).
+    body_min_bytes_per_second: int = Field(default=64 * 1024, gt=0)
+    #: Seconds an idle keep-alive connection stays open after its last response.
+    keepalive_timeout_seconds: float = Field(default=20.0, gt=0)
+    #: Most client connections one server process holds (per process: ``--workers N`` allows N
+    #: times as many); beyond it a 503 with Retry-After. Lowered at start-up if the process's
+    #: open-file limit could not serve it (each connection may need a second, upstream, socket).
+    max_connections: int = Field(default=4096, ge=1)
+
     # --- bounded templates and logs (issue 22: templating/, services/log_limit.py) ---------
     #: Seconds a template may take to render (jinja, and default templates over 64 KiB, render
     #: in renderer processes); beyond it the renderer is killed and the request answered 422.

@@ -53,3 +53,23 @@ def test_a_500_keeps_the_connection_and_logs_once(
         assert head.startswith(b"HTTP/1.1 200"), head
     tracebacks = [r for r in caplog.records if r.exc_info and "a bug" in str(r.exc_info[1])]
     assert len(tracebacks) == 1, [r.getMessage() for r in tracebacks]
+
+
+def test_a_request_cancelled_before_answering_gets_the_v4_500(tmp_path: Path) -> None:
+    """Starlette's handlers catch exceptions, not cancellations: the last-resort answer is
+    still JSON in the v4 shape rather than uvicorn's plain text."""
+    import asyncio
+
+    import httpx
+
+    app = create_app(Settings(data_dir=tmp_path, vendor_env={}))
+
+    @app.get("/cancelled")
+    async def cancelled() -> None:
+        raise asyncio.CancelledError
+
+    with UvicornThread(app) as runner:
+        response = httpx.get(f"http://127.0.0.1:{runner.port}/cancelled", timeout=10)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["detail"]["type"] == "internal_server_error"

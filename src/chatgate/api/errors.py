@@ -75,7 +75,10 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
 async def _http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "request failed"
-    return json_response(error_body(exc.status_code, message), exc.status_code)
+    response = json_response(error_body(exc.status_code, message), exc.status_code)
+    if exc.headers:  # a 405 names the allowed methods (Allow), as HTTP requires
+        response.headers.update(exc.headers)
+    return response
 
 
 async def _database_error(_request: Request, exc: Exception) -> Response:

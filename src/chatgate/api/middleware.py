@@ -24,6 +24,7 @@ from chatgate.api.errors import error_body
 log = logging.getLogger("chatgate")
 
 _INTERNAL = orjson.dumps(error_body(500, "internal server error; see the server log"))
+_INTERNAL_LENGTH = b"%d" % len(_INTERNAL)
 
 
 class RequestMiddleware:
@@ -55,11 +56,16 @@ class RequestMiddleware:
             if status:
                 raise  # half an answer is out: only closing the connection can end it
             log.exception("unhandled error before any answer")
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send({"type": "http.response.body", "body": _INTERNAL})
+            await _answer_500(send)
+        except BaseException:
+            # Cancelled (shutdown) before answering: the v4 500 rather than uvicorn's plain
+            # text, and the cancellation goes on.
+            if not status:
+                await _answer_500(send)
+            raise
+
+
+async def _answer_500(send: Send) -> None:
+    headers = [(b"content-type", b"application/json"), (b"content-length", _INTERNAL_LENGTH)]
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
+    await send({"type": "http.response.body", "body": _INTERNAL})
