@@ -17,7 +17,9 @@ from tests.api.test_streaming import parse_frames
 from tests.conftest import ENV_OPENAI_KEY, RunningServer
 from tests.fakes.openai_server import FakeOpenAI
 
+#: What an echoed key becomes in model output: its public first characters, then the marker.
 REDACTED = "[REDACTED]"
+SHOWN = ENV_OPENAI_KEY[:3] + REDACTED
 
 
 def body(text: str, **extra: Any) -> dict[str, Any]:
@@ -45,7 +47,7 @@ def test_an_echoed_key_is_scrubbed_from_the_answer_and_the_log(
     assert response.status_code == 200, response.text
     answer = response.json()
     _assert_clean(answer)
-    assert answer["data"][0]["output"] == f"Echo: my key is {REDACTED}, right?"
+    assert answer["data"][0]["output"] == f"Echo: my key is {SHOWN}, right?"
     assert fake.last.headers["Authorization"] == f"Bearer {ENV_OPENAI_KEY}"  # it was used
     log = server.get_log(answer["data"][0]["id"])
     _assert_clean(log)
@@ -85,7 +87,7 @@ def test_an_echoed_key_split_across_deltas_never_reaches_the_stream(
     assert ENV_OPENAI_KEY.encode() not in response.content
     frames, _ = parse_frames(response.content)
     streamed = "".join(f["data"][0]["output"] for f in frames)
-    assert streamed == f"Your key: say {REDACTED} and s"
+    assert streamed == f"Your key: say {SHOWN} and s"
     log = server.get_log(frames[0]["data"][0]["id"])
     assert log["output"] == streamed
     _assert_clean(log)
@@ -94,12 +96,25 @@ def test_an_echoed_key_split_across_deltas_never_reaches_the_stream(
 def test_stream_redactor_passes_ordinary_text_on_at_once() -> None:
     redactor = StreamRedactor(["sk-abcdefgh"])
     assert redactor.feed("Hello there") == "Hello there"
-    assert redactor.feed(" ask") == " a"  # "sk" could begin the key: held
-    assert redactor.feed("ed") == "sked"
-    assert redactor.feed(" sk-abc") == " "
-    assert redactor.feed("defgh!") == f"{REDACTED}!"
-    assert redactor.feed(" sk-") == " "
-    assert redactor.flush() == "sk-"
+    assert redactor.feed(" asks") == " asks"  # a key's first letters alone are not held
+    assert redactor.feed(" sk-") == " sk-"
+    assert redactor.feed("abcdefgh!") == f"{REDACTED}!"  # "sk-" already sent: exactly kept
+    assert redactor.feed(" sk-ab") == " "  # four characters of the key: held
+    assert redactor.feed("x") == "sk-abx"
+    assert redactor.feed(" sk-abcd") == " "
+    assert redactor.flush() == "sk-abcd"
+
+
+def test_stream_redactor_matches_the_stored_redaction_for_every_split() -> None:
+    secret = "sk-abcdefgh"
+    text = f"a {secret} b s{secret}{secret} sk-abc"
+    expected = text.replace(secret, "sk-" + REDACTED)
+    for cut in range(len(text) + 1):
+        for second in range(cut, len(text) + 1):
+            redactor = StreamRedactor([secret])
+            pieces = [text[:cut], text[cut:second], text[second:]]
+            sent = "".join(redactor.feed(p) for p in pieces) + redactor.flush()
+            assert sent == expected, (cut, second)
 
 
 def test_scrub_sample_covers_text_tool_calls_and_reasoning() -> None:
@@ -116,7 +131,7 @@ def test_scrub_sample_covers_text_tool_calls_and_reasoning() -> None:
         finish_reason="stop",
     )
     clean = scrub_sample(sample, [secret])
-    assert secret not in repr(clean) and clean.output == f"a {REDACTED}"
+    assert secret not in repr(clean) and clean.output == f"a sk-{REDACTED}"
     plain = Sample(0, "nothing here", Message("assistant", "nothing here"), "stop")
     assert scrub_sample(plain, [secret]) is plain
 
