@@ -177,14 +177,19 @@ def start_server(
     )
 
 
+def backend_url(request: pytest.FixtureRequest) -> str | None:
+    """A new PostgreSQL database when CHATGATE_TEST_BACKEND=postgres, else None (SQLite)."""
+    if os.environ.get("CHATGATE_TEST_BACKEND") == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return None
+
+
 @pytest.fixture
 def server(
     tmp_path: Path, fake: FakeOpenAI, request: pytest.FixtureRequest
 ) -> Iterator[RunningServer]:
     """chatgate on SQLite; on PostgreSQL when CHATGATE_TEST_BACKEND=postgres (the CI runs both)."""
-    database_url = None
-    if os.environ.get("CHATGATE_TEST_BACKEND") == "postgres":
-        database_url = request.getfixturevalue("postgres_url")
-    runner, running = start_server(tmp_path, fake.url, database_url=database_url)
+    runner, running = start_server(tmp_path, fake.url, database_url=backend_url(request))
     with runner:
         yield running

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from chatgate.services.credentials import fernet_for, load_or_create_secret, save_provider_key
 from tests.api.test_streaming import parse_frames
-from tests.conftest import RunningServer, UvicornThread, start_server
+from tests.conftest import RunningServer, UvicornThread, backend_url, start_server
 from tests.fakes._serving import BackgroundServer
 from tests.fakes.azure_server import FakeAzure
 from tests.fakes.openai_server import FakeOpenAI
@@ -49,11 +49,7 @@ def azures(
 def _start(
     tmp_path: Path, request: pytest.FixtureRequest, operator: FakeAzure
 ) -> tuple[UvicornThread, RunningServer]:
-    import os
-
-    database_url = None
-    if os.environ.get("CHATGATE_TEST_BACKEND") == "postgres":
-        database_url = request.getfixturevalue("postgres_url")
+    database_url = backend_url(request)
     env = {"AZURE_OPENAI_ENDPOINT": operator.url, "AZURE_OPENAI_API_KEY": SERVER_KEY}
     return start_server(
         tmp_path,

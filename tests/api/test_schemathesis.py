@@ -16,7 +16,6 @@ Each 500 it found has a regression test of its own in tests/api/test_input_edges
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, backend_url, start_server
 from tests.fakes.anthropic_server import FakeAnthropic
 from tests.fakes.azure_server import FakeAzure
 from tests.fakes.bedrock_server import ACCESS_KEY, SECRET_KEY, FakeBedrock
@@ -131,9 +130,7 @@ def fakes() -> Iterator[Fakes]:
 def fuzzed_server(
     tmp_path: Path, fakes: Fakes, request: pytest.FixtureRequest
 ) -> Iterator[RunningServer]:
-    database_url = None
-    if os.environ.get("CHATGATE_TEST_BACKEND") == "postgres":
-        database_url = request.getfixturevalue("postgres_url")
+    database_url = backend_url(request)
     runner, running = start_server(
         tmp_path,
         "",

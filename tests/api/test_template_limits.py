@@ -6,7 +6,6 @@ other clients' calls keep their latency; a log over CHATGATE_MAX_LOG_BYTES is st
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import RunningServer, start_server
+from tests.conftest import RunningServer, backend_url, start_server
 from tests.fakes.openai_server import FakeOpenAI
 
 MARKER = "…[truncated by chatgate: "
@@ -43,9 +42,7 @@ def templated(template: str, language: str = "jinja", **inputs: Any) -> dict[str
 def _serve(
     tmp_path: Path, fake: FakeOpenAI, request: pytest.FixtureRequest, **overrides: Any
 ) -> Iterator[RunningServer]:
-    database_url = None
-    if os.environ.get("CHATGATE_TEST_BACKEND") == "postgres":
-        database_url = request.getfixturevalue("postgres_url")
+    database_url = backend_url(request)
     runner, running = start_server(tmp_path, fake.url, database_url=database_url, **overrides)
     with runner:
         yield running

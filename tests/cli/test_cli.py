@@ -7,13 +7,13 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from humanloop import Humanloop
 
+from tests.cli._serving import wait_until_healthy
 from tests.fakes.openai_server import FakeOpenAI
 
 
@@ -70,15 +70,7 @@ def served(tmp_path: Path, fake: FakeOpenAI):  # type: ignore[no-untyped-def]
         )
     url = f"http://127.0.0.1:{port}/v4"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_until_healthy(process, output, f"http://127.0.0.1:{port}")
         printed = output.read_text()
         keys = [line.strip() for line in printed.splitlines() if line.startswith("cg_")]
         assert len(keys) == 1, printed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import httpx
 import pytest
 
 from chatgate.store.sql import Store
+from tests.cli._serving import create_key, serve_env, wait_until_healthy
 from tests.cli.test_cli import free_port
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -38,39 +38,17 @@ class Served:
                 stdout=sink,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.process.poll() is None, self.output.read_text()
-            assert time.monotonic() < deadline, self.output.read_text()
-            try:
-                if httpx.get(f"{self.url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_until_healthy(self.process, self.output, self.url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def environment(
     request: pytest.FixtureRequest, tmp_path: Path, fake: FakeOpenAI
 ) -> Iterator[tuple[dict[str, str], str]]:
-    env = {
-        **os.environ,
-        "CHATGATE_DATA_DIR": str(tmp_path),
-        "OPENAI_BASE_URL": fake.url,
-        "OPENAI_API_KEY": "sk-test",
-    }
+    env = serve_env(tmp_path, fake.url)
     if request.param == "postgres":
         env["CHATGATE_DATABASE_URL"] = request.getfixturevalue("postgres_url")
-    else:
-        env.pop("CHATGATE_DATABASE_URL", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "chatgate", "keys", "create", "--org", "acme"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    yield env, result.stdout.strip().splitlines()[-1]
+    yield env, create_key(env)
 
 
 def test_kill_9_under_load_loses_no_acknowledged_call(
@@ -120,20 +98,8 @@ def test_kill_9_under_load_loses_no_acknowledged_call(
 
 
 def test_sigterm_finishes_in_flight_streams_and_drains(tmp_path: Path, fake: FakeOpenAI) -> None:
-    env = {
-        **os.environ,
-        "CHATGATE_DATA_DIR": str(tmp_path),
-        "OPENAI_BASE_URL": fake.url,
-        "OPENAI_API_KEY": "sk-test",
-    }
-    env.pop("CHATGATE_DATABASE_URL", None)
-    key = subprocess.run(
-        [sys.executable, "-m", "chatgate", "keys", "create", "--org", "acme"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()[-1]
+    env = serve_env(tmp_path, fake.url)
+    key = create_key(env)
     served = Served(tmp_path, env)
     fake.chunk_delay = 0.1
     body = {
@@ -170,20 +136,8 @@ def test_sigterm_during_a_database_outage_exits_0_with_the_calls_journaled(
 
     postgres = Postgres()
     try:
-        env = {
-            **os.environ,
-            "CHATGATE_DATA_DIR": str(tmp_path),
-            "CHATGATE_DATABASE_URL": postgres.url,
-            "OPENAI_BASE_URL": fake.url,
-            "OPENAI_API_KEY": "sk-test",
-        }
-        key = subprocess.run(
-            [sys.executable, "-m", "chatgate", "keys", "create", "--org", "acme"],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()[-1]
+        env = {**serve_env(tmp_path, fake.url), "CHATGATE_DATABASE_URL": postgres.url}
+        key = create_key(env)
         served = Served(tmp_path, env)
         chat = {"url": f"{served.url}/v4/chat", "json": BODY, "headers": {"X-API-KEY": key}}
         assert httpx.post(**chat).status_code == 200  # key, project and config now cached

@@ -12,8 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
-
+from tests.cli._serving import wait_until_healthy
 from tests.cli.test_cli import free_port
 from tests.cli.test_workers import children
 
@@ -47,15 +46,7 @@ def test_workers_serve_through_the_edge_with_a_raised_fd_limit(tmp_path: Path) -
             preexec_fn=low_fd_limit,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_until_healthy(process, output, f"http://127.0.0.1:{port}")
         time.sleep(1.0)  # let the second worker finish starting
         workers = children(process.pid)
         assert len(workers) >= 2

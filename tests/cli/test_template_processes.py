@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli._serving import create_key, serve_env
 from tests.cli.test_crash_and_shutdown import Served
 from tests.fakes.openai_server import FakeOpenAI
 
@@ -61,20 +60,8 @@ def wait_until_gone(server_pid: int, seconds: float = 10.0) -> list[int]:
 
 @pytest.fixture
 def served(tmp_path: Path, fake: FakeOpenAI) -> tuple[Served, str]:
-    env = {
-        **os.environ,
-        "CHATGATE_DATA_DIR": str(tmp_path),
-        "OPENAI_BASE_URL": fake.url,
-        "OPENAI_API_KEY": "sk-test",
-    }
-    env.pop("CHATGATE_DATABASE_URL", None)
-    key = subprocess.run(
-        [sys.executable, "-m", "chatgate", "keys", "create", "--org", "acme"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()[-1]
+    env = serve_env(tmp_path, fake.url)
+    key = create_key(env)
     return Served(tmp_path, env), key
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from chatgate.store.sql import Store
+from tests.cli._serving import wait_until_healthy
 from tests.cli.test_cli import free_port
 
 BODY = {
@@ -56,15 +57,7 @@ def test_two_workers_share_the_port_and_the_database(
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, output.read_text()
-            assert time.monotonic() < deadline, output.read_text()
-            try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_until_healthy(process, output, url)
         keys = [line for line in output.read_text().splitlines() if line.startswith("cg_")]
         assert len(keys) == 1  # set-up ran once, before the workers
         time.sleep(1.0)  # let the second worker finish starting
