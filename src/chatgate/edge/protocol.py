@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chatgate.edge")
 
+#: The ASGI scope key under which a request registers the task to cancel if its client
+#: disconnects before the answer is complete (api/disconnect.py); on cancelling it, the protocol
+#: puts ``DISCONNECTED`` there instead.
+CANCEL_ON_DISCONNECT = "chatgate.cancel_on_disconnect"
+DISCONNECTED = "client disconnected"
+
 # Where the connection is. Each phase has its deadline (or none), held in ``_deadline``.
 _HEAD = 0  # a request head is arriving: head deadline
 _BODY = 1  # its head is read and its body arriving: body deadline (grows as bytes arrive)
@@ -118,6 +124,14 @@ class EdgeProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            # A request that asked to be stopped when its client leaves (api/disconnect.py).
+            scope: dict[str, object] = cycle.scope  # type: ignore[assignment]  # a plain dict
+            task = scope.get(CANCEL_ON_DISCONNECT)
+            if isinstance(task, asyncio.Task):
+                scope[CANCEL_ON_DISCONNECT] = DISCONNECTED  # tells the request why
+                task.cancel(DISCONNECTED)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:

@@ -51,9 +51,9 @@ async def answer(
     """
     if request.stream:
         stream = await unless_client_leaves(
-            http_request.receive,
+            http_request.scope,
             open_stream(state.chat, principal, request, state.settings.sse_keepalive_seconds),
         )
         return SSEResponse(frames(request, stream))
-    outcome = await unless_client_leaves(http_request.receive, state.chat.chat(principal, request))
+    outcome = await unless_client_leaves(http_request.scope, state.chat.chat(principal, request))
     return json_response(chat_response(request, outcome))
