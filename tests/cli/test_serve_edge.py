@@ -4,7 +4,6 @@ with its limits from the environment and an open-file limit sized for the connec
 from __future__ import annotations
 
 import json
-import os
 import resource
 import socket
 import subprocess
@@ -12,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.cli._serving import wait_until_healthy
+from tests.cli._serving import serve_env, wait_until_healthy
 from tests.cli.test_cli import free_port
 from tests.cli.test_workers import children
 
@@ -26,12 +25,7 @@ def soft_nofile(pid: int) -> int:
 
 def test_workers_serve_through_the_edge_with_a_raised_fd_limit(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "CHATGATE_DATA_DIR": str(tmp_path),
-        "CHATGATE_MAX_HEADER_BYTES": "4096",
-    }
-    env.pop("CHATGATE_DATABASE_URL", None)
+    env = {**serve_env(tmp_path), "CHATGATE_MAX_HEADER_BYTES": "4096"}
 
     def low_fd_limit() -> None:  # soft 1024 under a hard 4096, as many systems start a service
         resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 4096))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import threading
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from chatgate.store.sql import Store
-from tests.cli._serving import wait_until_healthy
+from tests.cli._serving import serve_env, wait_until_healthy
 from tests.cli.test_cli import free_port
 
 BODY = {
@@ -41,8 +40,7 @@ def test_two_workers_share_the_port_and_the_database(
     tmp_path: Path, backend: str, request: pytest.FixtureRequest
 ) -> None:
     port = free_port()
-    env = {**os.environ, "CHATGATE_DATA_DIR": str(tmp_path)}
-    env.pop("CHATGATE_DATABASE_URL", None)
+    env = serve_env(tmp_path)
     database_url = f"sqlite:///{tmp_path / 'chatgate.db'}"
     if backend == "postgres":
         database_url = request.getfixturevalue("postgres_url")
