@@ -48,7 +48,7 @@ async def _timed(
 async def compare(url: str, repeat: int) -> list[tuple[str, str, float, float]]:
     store = Store(url)
     store.upgrade()
-    org_id = store.get_or_create_org("bench")
+    org_id = store.orgs.get_or_create_org("bench")
     project_id = store.get_or_create_project(org_id, "p")
     config_id = store.get_or_create_config(org_id, "b" * 64, {"model": "gpt-4o"}, None, None)
     sync_engine = store.engine

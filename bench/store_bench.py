@@ -77,7 +77,7 @@ def make_record(
 
 
 def populate(store: Store, rows: int) -> tuple[str, list[str], float]:
-    org_id = store.get_or_create_org("bench")
+    org_id = store.orgs.get_or_create_org("bench")
     projects = [store.get_or_create_project(org_id, f"project-{p}") for p in range(10)]
     config_id = store.get_or_create_config(org_id, "b" * 64, {"model": "gpt-4o"}, None, None)
     started = time.perf_counter()

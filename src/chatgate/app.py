@@ -6,10 +6,7 @@ one pooled upstream HTTP session; on shutdown it drains the writer before closin
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gc
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,36 +29,9 @@ from chatgate.api.routes import sessions as sessions_routes
 from chatgate.api.schemas import model_configs as model_config_schemas
 from chatgate.api.schemas import projects as project_schemas
 from chatgate.api.schemas.chat import ChatRequest
-from chatgate.providers import build_registry
-from chatgate.providers._http import (
-    RetryPolicy,
-    configure_retries,
-    configure_timeouts,
-    create_session,
-)
 from chatgate.providers.prices import PriceTable
-from chatgate.services.auth import Authenticator
-from chatgate.services.chat import ChatService
-from chatgate.services.credentials import CredentialResolver, fernet_for, load_or_create_secret
-from chatgate.services.log_limit import LogLimit
-from chatgate.services.resolve import Resolver
 from chatgate.settings import Settings
-from chatgate.state import AppState
-from chatgate.store.journal import Journal
-from chatgate.store.sql import Store
-from chatgate.store.writer import LogWriter
-from chatgate.templating import TemplateLimits, TemplateRenderer
-
-_LAST_USED_FLUSH_SECONDS = 30.0
-
-log = logging.getLogger("chatgate")
-
-
-async def _flush_last_used(auth: Authenticator, store: Store) -> None:
-    while True:
-        await asyncio.sleep(_LAST_USED_FLUSH_SECONDS)
-        with contextlib.suppress(Exception):
-            await store.call(auth.flush_last_used)
+from chatgate.state import AppState, open_state
 
 
 def tune_gc() -> None:
@@ -92,85 +62,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Opened here, on the serving event loop (each worker process has its own): asyncpg's
-        # connections belong to the loop that opened them.
-        store = Store(
-            settings.resolved_database_url,
-            sqlite_synchronous=settings.sqlite_synchronous,
-            background_checkpoint=True,
-            driver="async",
-        )
-        await store.call(store.upgrade)
-        writer = LogWriter(
-            store, queue_size=settings.writer_queue_size, journal=Journal(settings.data_dir)
-        )
-        writer.start()
-        registry = build_registry(
-            settings.providers, settings.vendor_env, settings.allowed_upstream_hosts
-        )
-        configure_timeouts(
-            {
-                spec.origin: settings.provider_timeouts[name]
-                for name, spec in registry.items()
-                if name in settings.provider_timeouts
-            }
-        )
-        configure_retries(
-            RetryPolicy(
-                max_retries=settings.provider_max_retries,
-                max_wait=settings.provider_retry_max_seconds,
-            )
-        )
-        http = create_session(
-            total_timeout=settings.provider_timeout_seconds,
-            connect_timeout=settings.provider_connect_timeout_seconds,
-        )
-        auth = Authenticator(store, settings.auth_cache_seconds)
-        credentials = CredentialResolver(
-            store, fernet_for(load_or_create_secret(settings)), settings.vendor_env
-        )
-        # The project routes clear it when a project is deleted or renamed.
-        app.state.resolver = resolver = Resolver(
-            store, project_cache_seconds=settings.project_cache_seconds
-        )
-        # Renderer processes start on first use; the lifespan's end stops them.
-        templates = TemplateRenderer(
-            TemplateLimits(
-                max_chars=settings.max_body_bytes,
-                timeout_seconds=settings.template_timeout_seconds,
-                memory_bytes=settings.template_memory_bytes,
-                workers=settings.template_workers,
-            )
-        )
-        service = ChatService(
-            registry=registry,
-            resolver=resolver,
-            credentials=credentials,
-            writer=writer,
-            http=http,
-            durable=settings.log_commit == "durable",
-            prices=prices,
-            templates=templates,
-            log_limit=LogLimit(settings.resolved_max_log_bytes),
-        )
-        app.state.chatgate = AppState(settings, store, writer, http, auth, service)
-        flusher = asyncio.create_task(_flush_last_used(auth, store))
-        tune_gc()
-        try:
+        async with open_state(settings, prices) as state:
+            app.state.chatgate = state
+            tune_gc()
             yield
-        finally:
-            flusher.cancel()
-            await templates.aclose()
-            await writer.close()
-            await http.close()
-            # Best effort: with the database unreachable these fail, and the shutdown must still
-            # close the store and end cleanly (the logs are safe: committed or journaled).
-            for finishing in (auth.flush_last_used, store.checkpoint):
-                try:
-                    await store.call(finishing)
-                except Exception as exc:
-                    log.warning("at shutdown, %s failed: %s", finishing.__name__, exc)
-            await store.aclose()
 
     app = ChatgateApp(
         title="chatgate",
@@ -208,15 +103,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> Response:
         """200 when logs reach the database; 503 while they wait in the local journal."""
-        writer: LogWriter = request.app.state.chatgate.writer
-        pending = await asyncio.to_thread(writer.journal_pending)
-        degraded = writer.outage or pending > 0
+        state: AppState = request.app.state.chatgate
+        health = await state.health.check()
         body = {
-            "status": "degraded" if degraded else "ok",
+            "status": "degraded" if health.degraded else "ok",
             "version": __version__,
-            "database": "unreachable" if writer.outage else "ok",
-            "journal_pending": pending,
+            "database": "ok" if health.database_reachable else "unreachable",
+            "journal_pending": health.journal_pending,
         }
-        return json_response(body, 503 if degraded else 200)
+        return json_response(body, 503 if health.degraded else 200)
 
     return app

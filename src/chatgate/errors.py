@@ -108,6 +108,18 @@ class ServiceUnavailable(ChatgateError):
     type = "service_unavailable_error"
 
 
+class DatabaseUnreachable(ServiceUnavailable):
+    """The store could not reach its database (raised by ``Store.call``)."""
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """No pooled database connection became free in time (raised by ``Store.call``)."""
+
+
+class ValueRefused(BadRequest):
+    """The database refused a value of the request (raised by ``Store.call``)."""
+
+
 class ProviderError(ChatgateError):
     """The provider answered with an error; status and message are the provider's own."""
 

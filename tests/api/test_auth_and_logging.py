@@ -27,7 +27,7 @@ def test_revoked_key_stops_working(tmp_path: Path, fake: FakeOpenAI) -> None:
     with runner:
         assert server.post_chat(BODY).status_code == 200
         store = server.store()
-        assert store.revoke_api_key(server.key_a[:11])
+        assert store.orgs.revoke_api_key(server.key_a[:11])
         assert server.post_chat(BODY).status_code == 401
         assert server.post_chat(BODY, key=server.key_b).status_code == 200
 
@@ -41,7 +41,7 @@ def test_every_200_has_its_log_committed(tmp_path: Path, fake: FakeOpenAI) -> No
 
     def client() -> None:
         reader = Store(f"sqlite:///{server.db_path}")
-        org_id = reader.org_id_by_name("acme")
+        org_id = reader.orgs.org_id_by_name("acme")
         assert org_id
         with httpx.Client(base_url=server.url, headers={"X-API-KEY": server.key_a}) as http:
             for _ in range(15):
@@ -67,7 +67,7 @@ def test_every_200_has_its_log_committed(tmp_path: Path, fake: FakeOpenAI) -> No
 def test_writer_groups_concurrent_records_into_few_transactions(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'w.db'}")
     store.upgrade()
-    org_id = store.get_or_create_org("o")
+    org_id = store.orgs.get_or_create_org("o")
     project_id = store.get_or_create_project(org_id, "p")
     config_id = store.get_or_create_config(org_id, "f" * 64, {}, None, None)
     commits: list[int] = []

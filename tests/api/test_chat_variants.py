@@ -154,7 +154,7 @@ def test_chat_deployed_follows_the_named_environment(hl: Humanloop, server: Runn
     from chatgate.store import projects_repo
 
     store = server.store()
-    org_id = store.org_id_by_name("acme")
+    org_id = store.orgs.org_id_by_name("acme")
     assert org_id is not None
     staging = projects_repo.create_environment(store, org_id, "staging")
     assert staging is not None

@@ -78,7 +78,7 @@ def test_concurrent_calls_each_get_one_log_on_postgres(pg_server: RunningServer)
     for thread in threads:
         thread.join()
     store = pg_server.store()
-    org_id = store.org_id_by_name("acme")
+    org_id = store.orgs.org_id_by_name("acme")
     stored = {row["id"] for row in store.recent_logs(org_id=org_id, limit=1000)}
     assert stored == set(ids) and len(ids) == 160
 

@@ -83,7 +83,7 @@ def body(keys: dict[str, str] | None = None, **extra: Any) -> dict[str, Any]:
 def _save_org_key(server: RunningServer, org: str, endpoint: str | None) -> None:
     store = server.store()
     try:
-        org_id = store.org_id_by_name(org)
+        org_id = store.orgs.org_id_by_name(org)
         assert org_id is not None
         fernet = fernet_for(load_or_create_secret(server.settings))
         save_provider_key(store, fernet, org_id, "openai_azure", SAVED_KEY, endpoint)

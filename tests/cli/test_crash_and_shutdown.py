@@ -89,7 +89,7 @@ def test_kill_9_under_load_loses_no_acknowledged_call(
     restarted.process.wait(30)
     url = env.get("CHATGATE_DATABASE_URL") or f"sqlite:///{tmp_path / 'chatgate.db'}"
     store = Store(url)
-    org_id = store.org_id_by_name("acme")
+    org_id = store.orgs.org_id_by_name("acme")
     stored = [row["id"] for row in store.recent_logs(org_id=org_id, limit=1_000_000)]
     store.close()
     assert len(stored) == len(set(stored))
@@ -124,7 +124,7 @@ def test_sigterm_finishes_in_flight_streams_and_drains(tmp_path: Path, fake: Fak
     assert events[-1]["data"][0]["finish_reason"] == "stop"
     log_id = events[0]["data"][0]["id"]
     store = Store(f"sqlite:///{tmp_path / 'chatgate.db'}")
-    org_id = store.org_id_by_name("acme")
+    org_id = store.orgs.org_id_by_name("acme")
     row = store.log(org_id, log_id) if org_id else None
     assert row is not None and row["output"] == "Echo: one two three four five six seven eight"
 

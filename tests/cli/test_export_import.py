@@ -147,7 +147,7 @@ def test_importing_another_organisations_ids_is_refused(
     assert b"belongs to another organisation" in refused.stderr
     store = server.store()
     try:
-        globex = store.org_id_by_name("globex")
+        globex = store.orgs.org_id_by_name("globex")
         assert store.recent_logs(org_id=globex) == []
     finally:
         store.close()

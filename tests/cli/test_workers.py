@@ -99,6 +99,6 @@ def test_two_workers_share_the_port_and_the_database(
         process.wait(30)
     assert process.returncode == 0, output.read_text()
     store = Store(database_url)
-    org_id = store.org_id_by_name("default")
+    org_id = store.orgs.org_id_by_name("default")
     assert org_id
     assert len(store.recent_logs(org_id=org_id, limit=1000)) == 320

@@ -244,7 +244,7 @@ def test_provider_error_keeps_status_and_is_logged(
         "origin": "OpenAI",
     }
     store = server.store()
-    org_id = store.org_id_by_name("acme")
+    org_id = store.orgs.org_id_by_name("acme")
     project_id = store.project_id_by_name(org_id, "errs")
     [row] = store.recent_logs(org_id=org_id, project_id=project_id)
     assert row["error"] == "Rate limit reached for gpt-4o"

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine.url import make_url
 
 from chatgate.domain import LogRecord
+from chatgate.errors import DatabaseUnreachable
 from chatgate.store.engine import uses_asyncpg
 from chatgate.store.journal import Journal
 from chatgate.store.sql import Store
@@ -35,7 +36,7 @@ def test_async_store_runs_the_sync_store_code_on_asyncpg(postgres_url: str) -> N
         store = Store(postgres_url, driver="async")
         assert store.is_async and store.engine.dialect.driver == "asyncpg"
         await store.call(store.upgrade)
-        org_id = await store.call(store.get_or_create_org, "acme")
+        org_id = await store.call(store.orgs.get_or_create_org, "acme")
         project_id = await store.call(store.get_or_create_project, org_id, "p")
         assert await store.call(store.project_id_by_name, org_id, "p") == project_id
         # Concurrent calls interleave on the loop, each on its own pooled connection.
@@ -45,12 +46,12 @@ def test_async_store_runs_the_sync_store_code_on_asyncpg(postgres_url: str) -> N
         assert {row["id"] for row in found if row} == {project_id}
         # The same code outside the bridge cannot reach asyncpg: nothing runs it in a thread.
         with pytest.raises(sa.exc.MissingGreenlet):
-            store.count_orgs()
+            store.orgs.count_orgs()
         await store.aclose()
 
     asyncio.run(main())
     store = Store(postgres_url)
-    assert store.org_id_by_name("acme")
+    assert store.orgs.org_id_by_name("acme")
     store.close()
 
 
@@ -91,8 +92,10 @@ def test_unreachable_database_is_classified_and_journaled(tmp_path: Path) -> Non
     async def main() -> None:
         store = Store(url, driver="async")
         with pytest.raises(sa.exc.OperationalError) as raised:
-            await store.call(store.count_orgs)
+            await store.run(store.orgs.count_orgs)
         assert Store.is_unreachable(raised.value)
+        with pytest.raises(DatabaseUnreachable):  # what the services see
+            await store.call(store.orgs.count_orgs)
         journal = Journal(tmp_path / "data")
         writer = LogWriter(store, journal=journal)
         writer.start()
@@ -109,7 +112,7 @@ def test_a_bad_statement_is_not_an_outage(postgres_url: str) -> None:
         store = Store(postgres_url, driver="async")
         await store.call(store.upgrade)
         with pytest.raises(sa.exc.IntegrityError) as raised:  # no such organisation
-            await store.call(store.add_api_key, "org_missing", "cg_x", b"h")
+            await store.run(store.orgs.add_api_key, "org_missing", "cg_x", b"h")
         assert not Store.is_unreachable(raised.value)
         await store.aclose()
 

@@ -31,7 +31,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def _fill(store: Store) -> tuple[str, str]:
-    org_id = store.get_or_create_org("acme")
+    org_id = store.orgs.get_or_create_org("acme")
     project_id = store.get_or_create_project(org_id, "p")
     config_id = store.get_or_create_config(org_id, "c" * 64, {"model": "m"}, None, None)
     now = time.time()
@@ -86,7 +86,7 @@ def test_searches_match_case_insensitive_substrings_on_both_backends(store: Stor
     assert _ids(store, org_id, LogFilter(search="100%")) == [f"data_{n + 3:08d}"]
     assert _ids(store, org_id, LogFilter(search="e_c")) == [f"data_{n + 3:08d}"]
     assert _ids(store, org_id, LogFilter(search="nowhere-to-be-found")) == []
-    other_org = store.get_or_create_org("other")
+    other_org = store.orgs.get_or_create_org("other")
     assert _ids(store, other_org, LogFilter(search="zanzibar")) == []
 
 

@@ -22,7 +22,7 @@ class SmallWalWriter(LogWriter):
 
 
 def _records(store: Store, count: int) -> list[LogRecord]:
-    org_id = store.get_or_create_org("acme")
+    org_id = store.orgs.get_or_create_org("acme")
     project_id = store.get_or_create_project(org_id, "p")
     config_id = store.get_or_create_config(org_id, "c" * 64, {"model": "m"}, None, None)
     return [

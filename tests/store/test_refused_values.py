@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from chatgate.store.sql import Store
+from chatgate.errors import DatabaseUnreachable, ValueRefused
+from chatgate.store.sql import Store, as_chatgate_error
 
 
 def _statements(store: Store, org_id: str) -> list[Callable[[], Any]]:
@@ -29,17 +30,20 @@ def test_refused_values_on_asyncpg_and_psycopg(postgres_url: str) -> None:
     async def on_asyncpg() -> None:
         store = Store(postgres_url, driver="async")
         await store.call(store.upgrade)
-        org_id = await store.call(store.get_or_create_org, "acme")
+        org_id = await store.call(store.orgs.get_or_create_org, "acme")
         for statement in _statements(store, org_id):
             with pytest.raises(sa.exc.DBAPIError) as refused:
-                await store.call(statement)
+                await store.run(statement)
             assert Store.refuses_value(refused.value), repr(refused.value)
             assert not Store.is_unreachable(refused.value), repr(refused.value)
+            # What the services see: the error tree's own 400, not the driver's exception.
+            with pytest.raises(ValueRefused):
+                await store.call(statement)
         await store.aclose()
 
     asyncio.run(on_asyncpg())
     store = Store(postgres_url)
-    org_id = store.get_or_create_org("acme")
+    org_id = store.orgs.get_or_create_org("acme")
     for statement in _statements(store, org_id):
         with pytest.raises(sa.exc.DBAPIError) as refused:
             statement()
@@ -51,7 +55,8 @@ def test_refused_values_on_asyncpg_and_psycopg(postgres_url: str) -> None:
 def test_an_unreachable_database_is_no_refused_value() -> None:
     store = Store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(sa.exc.DBAPIError) as down:
-        store.count_orgs()
+        store.orgs.count_orgs()
     assert Store.is_unreachable(down.value)
     assert not Store.refuses_value(down.value)
+    assert isinstance(as_chatgate_error(down.value), DatabaseUnreachable)
     store.close()

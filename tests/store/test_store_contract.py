@@ -13,9 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from chatgate.domain import LogRecord
+from chatgate.domain.orgs import SavedProviderKey
 from chatgate.store.migrate import upgrade
 from chatgate.store.schema import include_in_comparison, metadata
-from chatgate.store.sql import SavedProviderKey, Store, hash_key
+from chatgate.store.sql import Store, hash_key
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -64,22 +65,22 @@ def test_schema_matches_the_migrations(store: Store) -> None:
 
 
 def test_organisations_and_keys(store: Store) -> None:
-    org_id = store.get_or_create_org("acme")
-    assert store.get_or_create_org("acme") == org_id
-    assert store.org_id_by_name("acme") == org_id and store.org_id_by_name("nope") is None
-    store.add_api_key(org_id, "cg_prefix01", hash_key("cg_prefix01secret"))
-    row = store.api_key_by_prefix("cg_prefix01")
+    org_id = store.orgs.get_or_create_org("acme")
+    assert store.orgs.get_or_create_org("acme") == org_id
+    assert store.orgs.org_id_by_name("acme") == org_id and store.orgs.org_id_by_name("nope") is None
+    store.orgs.add_api_key(org_id, "cg_prefix01", hash_key("cg_prefix01secret"))
+    row = store.orgs.api_key_by_prefix("cg_prefix01")
     assert (
         row is not None and row.org_name == "acme" and row.key_hash == hash_key("cg_prefix01secret")
     )
-    store.touch_api_keys({row.id: 123.0})
-    assert store.list_api_keys(org_id)[0].last_used_at == 123.0
-    assert store.revoke_api_key("cg_prefix01") and not store.revoke_api_key("cg_prefix01")
-    assert store.api_key_by_prefix("cg_prefix01").revoked_at is not None  # type: ignore[union-attr]
+    store.orgs.touch_api_keys({row.id: 123.0})
+    assert store.orgs.list_api_keys(org_id)[0].last_used_at == 123.0
+    assert store.orgs.revoke_api_key("cg_prefix01") and not store.orgs.revoke_api_key("cg_prefix01")
+    assert store.orgs.api_key_by_prefix("cg_prefix01").revoked_at is not None  # type: ignore[union-attr]
 
 
 def test_get_or_create_is_safe_under_concurrency(store: Store) -> None:
-    org_id = store.get_or_create_org("acme")
+    org_id = store.orgs.get_or_create_org("acme")
     results: list[str] = []
 
     def create() -> None:
@@ -94,7 +95,7 @@ def test_get_or_create_is_safe_under_concurrency(store: Store) -> None:
 
 
 def test_rows_are_scoped_to_their_organisation(store: Store) -> None:
-    acme, globex = store.get_or_create_org("acme"), store.get_or_create_org("globex")
+    acme, globex = store.orgs.get_or_create_org("acme"), store.orgs.get_or_create_org("globex")
     project = store.get_or_create_project(acme, "shared-name")
     assert store.get_or_create_project(globex, "shared-name") != project
     assert store.project(globex, project) is None and store.project(acme, project) is not None
@@ -109,7 +110,7 @@ def test_rows_are_scoped_to_their_organisation(store: Store) -> None:
 
 
 def test_log_round_trip_keeps_every_field(store: Store) -> None:
-    org_id = store.get_or_create_org("acme")
+    org_id = store.orgs.get_or_create_org("acme")
     session_id = store.get_or_create_session(org_id, "s-1")
     parent = record(store, org_id, "data_parent", session_id=session_id, reference_id="ref-1")
     child = record(
@@ -180,21 +181,21 @@ def test_log_round_trip_keeps_every_field(store: Store) -> None:
 
 
 def test_duplicate_log_ids_are_refused(store: Store) -> None:
-    org_id = store.get_or_create_org("acme")
+    org_id = store.orgs.get_or_create_org("acme")
     store.insert_logs([record(store, org_id, "data_once")])
     with pytest.raises(sa.exc.IntegrityError):
         store.insert_logs([record(store, org_id, "data_once")])
 
 
 def test_provider_keys_are_replaced(store: Store) -> None:
-    org_id = store.get_or_create_org("acme")
-    store.set_provider_key(org_id, "openai_azure", b"first", "https://a.openai.azure.com")
-    store.set_provider_key(org_id, "openai_azure", b"second")
-    assert store.provider_key(org_id, "openai_azure") == SavedProviderKey(b"second", None)
-    store.set_provider_key(org_id, "openai_azure", b"third", "https://b.openai.azure.com")
-    saved = store.provider_key(org_id, "openai_azure")
+    org_id = store.orgs.get_or_create_org("acme")
+    store.orgs.set_provider_key(org_id, "openai_azure", b"first", "https://a.openai.azure.com")
+    store.orgs.set_provider_key(org_id, "openai_azure", b"second")
+    assert store.orgs.provider_key(org_id, "openai_azure") == SavedProviderKey(b"second", None)
+    store.orgs.set_provider_key(org_id, "openai_azure", b"third", "https://b.openai.azure.com")
+    saved = store.orgs.provider_key(org_id, "openai_azure")
     assert saved == SavedProviderKey(b"third", "https://b.openai.azure.com")
-    assert store.provider_key(org_id, "groq") is None
+    assert store.orgs.provider_key(org_id, "groq") is None
 
 
 def insert_as_then(store: Store, log: LogRecord) -> None:
@@ -210,7 +211,7 @@ def insert_as_then(store: Store, log: LogRecord) -> None:
 def test_migrating_a_populated_database_keeps_its_data(database_url: str) -> None:
     store = Store(database_url)
     upgrade(store.engine, "0001_initial")
-    org_id = store.get_or_create_org("acme")
+    org_id = store.orgs.get_or_create_org("acme")
     insert_as_then(store, record(store, org_id, "data_old", output="kept"))
     # Then a log as 0003 knew it, so that 0005 (the cache token columns) meets one too.
     upgrade(store.engine, "0003_deployments")

@@ -11,14 +11,12 @@ from __future__ import annotations
 import logging
 
 import orjson
-import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from chatgate.errors import ChatgateError
-from chatgate.store.sql import Store
 
 log = logging.getLogger("chatgate")
 
@@ -81,37 +79,6 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return response
 
 
-async def _database_error(_request: Request, exc: Exception) -> Response:
-    if Store.refuses_value(exc):
-        # Neither logged nor echoed in full: the driver's message quotes the value (a key?).
-        orig = getattr(exc, "orig", None)
-        log.warning(
-            "the database refused a value of a request (%s, SQLSTATE %s)",
-            type(orig).__name__,
-            getattr(orig, "sqlstate", None),
-        )
-        message = (
-            "the database cannot store a value of this request "
-            "(text holding NUL characters, a number out of range ...)"
-        )
-        return json_response(error_body(400, message), 400)
-    if Store.is_unreachable(exc):
-        log.error("database unreachable: %s", exc)
-        message = (
-            "the database is unreachable; calls that need only what this server has cached "
-            "still work; retry later"
-        )
-        return json_response(error_body(503, message, "service_unavailable_error"), 503)
-    return await _unexpected(_request, exc)
-
-
-async def _database_busy(_request: Request, exc: Exception) -> Response:
-    # Every pooled connection stayed busy for the pool's whole timeout: overload, not a bug.
-    log.error("no database connection free: %s", exc)
-    message = "the database is busy (no connection became free in time); retry later"
-    return json_response(error_body(503, message, "service_unavailable_error"), 503)
-
-
 async def _unexpected(_request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", exc_info=exc)
     return json_response(error_body(500, "internal server error; see the server log"), 500)
@@ -121,6 +88,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(ChatgateError, _chatgate_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(sa.exc.DBAPIError, _database_error)
-    app.add_exception_handler(sa.exc.TimeoutError, _database_busy)
     app.add_exception_handler(Exception, _unexpected)

@@ -46,7 +46,7 @@ def _when(epoch: float | None) -> str:
 
 
 def _org_id(store: Store, name: str) -> str:
-    org_id = store.org_id_by_name(name)
+    org_id = store.orgs.org_id_by_name(name)
     if org_id is None:
         err_console.print(
             f"[red]no organisation named {name!r}[/red] (create one with `chatgate keys create --org {name}`)"
@@ -82,7 +82,7 @@ def serve(
     store = _store(settings)
     load_or_create_secret(settings)
     url = f"http://{host}:{port}/v4"
-    if store.count_orgs() == 0:
+    if store.orgs.count_orgs() == 0:
         key, _prefix = create_key(store, "default")
         console.print("[bold]First start:[/bold] created organisation [cyan]default[/cyan].")
         console.print("API key (shown once; store it now):")
@@ -119,7 +119,7 @@ def keys_list(
     store = _store(Settings())
     org_id = _org_id(store, org) if org else None
     table = Table("prefix", "org", "created", "last used", "status")
-    for row in store.list_api_keys(org_id):
+    for row in store.orgs.list_api_keys(org_id):
         table.add_row(
             row.prefix,
             row.org_name,
@@ -136,7 +136,7 @@ def keys_revoke(
 ) -> None:
     """Revoke a key (servers stop accepting it within CHATGATE_AUTH_CACHE_SECONDS)."""
     store = _store(Settings())
-    if not store.revoke_api_key(prefix):
+    if not store.orgs.revoke_api_key(prefix):
         err_console.print(f"[red]no active key with prefix {prefix!r}[/red]")
         raise typer.Exit(1)
     console.print(f"Revoked {prefix}.")

@@ -76,7 +76,7 @@ def import_(
     """Read logs written by `chatgate export`; ids are kept and logs already present are skipped."""
     store = _store(Settings())
     try:
-        org_id = store.get_or_create_org(org)
+        org_id = store.orgs.get_or_create_org(org)
         repo = LogsRepo(store)
         lines = file.read_bytes().splitlines() if file else sys.stdin.buffer.read().splitlines()
         entries = [line for line in lines if line.strip()]

@@ -35,12 +35,12 @@ def generate_key() -> str:
 
 def create_key(store: Store, org_name: str) -> tuple[str, str]:
     """Create the organisation if needed and a new key for it: (key, prefix)."""
-    org_id = store.get_or_create_org(org_name)
+    org_id = store.orgs.get_or_create_org(org_name)
     while True:
         key = generate_key()
         prefix = key[:PREFIX_LENGTH]
-        if store.api_key_by_prefix(prefix) is None:
-            store.add_api_key(org_id, prefix, hash_key(key))
+        if store.orgs.api_key_by_prefix(prefix) is None:
+            store.orgs.add_api_key(org_id, prefix, hash_key(key))
             return key, prefix
 
 
@@ -78,7 +78,7 @@ class Authenticator:
 
     def _lookup(self, key: str, digest: bytes) -> Principal:
         row = (
-            self._store.api_key_by_prefix(key[:PREFIX_LENGTH])
+            self._store.orgs.api_key_by_prefix(key[:PREFIX_LENGTH])
             if key.startswith(KEY_PREFIX)
             else None
         )
@@ -94,4 +94,4 @@ class Authenticator:
         """Write the batched ``last_used_at`` times (called periodically and at shutdown)."""
         pending, self._last_used = self._last_used, {}
         if pending:
-            self._store.touch_api_keys(pending)
+            self._store.orgs.touch_api_keys(pending)

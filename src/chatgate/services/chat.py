@@ -34,14 +34,14 @@ from chatgate.errors import (
     ServiceUnavailable,
 )
 from chatgate.providers import NOT_YET_SUPPORTED, WIRES
-from chatgate.providers.base import ProviderSpec, Upstream
+from chatgate.providers.base import ProviderSpec, Upstream, Wire
 from chatgate.providers.prices import ModelPrice, PriceTable
 from chatgate.services.auth import Principal
 from chatgate.services.credentials import CredentialResolver
 from chatgate.services.log_limit import LogLimit
 from chatgate.services.recorder import records_for, scrub, scrub_message, without_payloads
 from chatgate.services.redaction import scrub_sample, secrets_of
-from chatgate.services.resolve import Resolver
+from chatgate.services.resolve import Placement, Resolver
 from chatgate.store.writer import LogWriter
 from chatgate.streaming import Accumulator, StreamEvent
 from chatgate.templating import TemplateRenderer
@@ -193,8 +193,10 @@ class ChatService:
         prices: PriceTable | None = None,
         templates: TemplateRenderer | None = None,
         log_limit: LogLimit | None = None,
+        wires: Mapping[str, Wire] = WIRES,
     ) -> None:
         self._registry = registry
+        self._wires = wires
         self._resolver = resolver
         self._credentials = credentials
         self._writer = writer
@@ -253,27 +255,22 @@ class ChatService:
             base_url_from_caller=credential.from_caller,
             stream=request.stream,
         )
-        wire = WIRES[spec.wire]
+        wire = self._wires[spec.wire]
         upstream = wire.prepare(call, spec)
         secrets = secrets_of(api_key)
         provider_request = scrub(upstream.body, secrets)
 
-        project_id = await self._resolver.project(
-            org_id, name=request.project, project_id=request.project_id
+        placed = await self._resolver.place(
+            org_id,
+            Placement(
+                project=request.project,
+                project_id=request.project_id,
+                session_id=request.session_id,
+                session_reference_id=request.session_reference_id,
+                parent_id=request.parent_id,
+                parent_reference_id=request.parent_reference_id,
+            ),
         )
-        session_id = await self._resolver.session(
-            org_id, session_id=request.session_id, reference_id=request.session_reference_id
-        )
-        parent = await self._resolver.parent(
-            org_id, parent_id=request.parent_id, reference_id=request.parent_reference_id
-        )
-        if parent is not None and parent.session_id is not None:
-            if session_id is None:
-                session_id = parent.session_id  # a child joins its parent's session
-            elif session_id != parent.session_id:
-                raise InvalidRequest.at(
-                    ("body", "parent_id"), "the parent log belongs to a different session"
-                )
         config_id = await self._resolver.config(org_id, config)
         # The caller's own text may hold the key too (whoever sent it, it is not stored).
         inputs, message_dicts, metadata = scrub(
@@ -282,13 +279,13 @@ class ChatService:
         base = LogRecord(
             id="",
             org_id=org_id,
-            project_id=project_id,
+            project_id=placed.project_id,
             config_id=config_id,
             provider=spec.name,
             model=config.model,
             created_at=created_at,
-            session_id=session_id,
-            parent_id=parent.id if parent else None,
+            session_id=placed.session_id,
+            parent_id=placed.parent_id,
             save=request.save,
             inputs=inputs,
             messages=message_dicts,

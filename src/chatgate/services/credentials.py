@@ -53,7 +53,7 @@ def save_provider_key(
     key: str,
     endpoint: str | None = None,
 ) -> None:
-    store.set_provider_key(org_id, provider, fernet.encrypt(key.encode()), endpoint)
+    store.orgs.set_provider_key(org_id, provider, fernet.encrypt(key.encode()), endpoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +152,7 @@ class CredentialResolver:
         if cached is not None and cached[1] > now:
             return cached[0]
         try:
-            row = await self._store.call(self._store.provider_key, org_id, provider)
+            row = await self._store.call(self._store.orgs.provider_key, org_id, provider)
         except Exception as exc:
             if cached is None or not self._store.is_unreachable(exc):
                 raise

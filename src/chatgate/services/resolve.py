@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from chatgate.domain import LogRecord, ModelConfig
+from chatgate.domain.logs import LogRef
 from chatgate.errors import InvalidRequest, NotFound
-from chatgate.store.sql import LogRef, Store
+from chatgate.store.sql import Store
 
 _MAX_CACHED = 100_000
 
@@ -31,6 +33,36 @@ class _BoundedCache(dict[Any, Any]):
         self[key] = value
 
 
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a request says its log belongs: a project, a session and a parent, each by id or by
+    name / reference id."""
+
+    project: str | None = None
+    project_id: str | None = None
+    session_id: str | None = None
+    session_reference_id: str | None = None
+    parent_id: str | None = None
+    parent_reference_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A :class:`Placement` resolved to ids of the caller's organisation."""
+
+    project_id: str
+    session_id: str | None
+    parent_id: str | None
+
+
+def _exclusive(where: Placement, first: str, second: str, loc: Loc) -> None:
+    if getattr(where, first) is not None and getattr(where, second) is not None:
+        raise InvalidRequest.at((*loc, second), f"specify at most one of {first} and {second}")
+
+
 class Resolver:
     def __init__(self, store: Store, *, project_cache_seconds: float = 10.0) -> None:
         self._store = store
@@ -39,6 +71,40 @@ class Resolver:
         self._projects = _BoundedCache()
         self._sessions = _BoundedCache()
         self._configs = _BoundedCache()
+
+    async def place(
+        self, org_id: str, where: Placement, *, loc: Loc = ("body",), exclusive: bool = False
+    ) -> Placed:
+        """The project, session and parent a log goes to (the one resolution every door uses).
+
+        A missing project or project_id is a 422 at ``loc``; a named project is created on
+        first use. A child log joins its parent's session. ``exclusive`` (``POST /logs``) refuses
+        an id and a reference id given together; chat takes the id.
+        """
+        if exclusive:
+            _exclusive(where, "session_id", "session_reference_id", loc)
+            _exclusive(where, "parent_id", "parent_reference_id", loc)
+        if where.project is None and where.project_id is None:
+            raise InvalidRequest.at(
+                (*loc, "project"),
+                "either project or project_id must be provided",
+                "value_error.missing",
+            )
+        project_id = await self.project(org_id, name=where.project, project_id=where.project_id)
+        session_id = await self.session(
+            org_id, session_id=where.session_id, reference_id=where.session_reference_id
+        )
+        parent = await self.parent(
+            org_id, parent_id=where.parent_id, reference_id=where.parent_reference_id
+        )
+        if parent is not None and parent.session_id is not None:
+            if session_id is None:
+                session_id = parent.session_id  # a child joins its parent's session
+            elif session_id != parent.session_id:
+                raise InvalidRequest.at(
+                    (*loc, "parent_id"), "the parent log belongs to a different session"
+                )
+        return Placed(project_id, session_id, parent.id if parent else None)
 
     def _cached_project(self, key: tuple[str, str, str]) -> str | None:
         entry = self._projects.get(key)

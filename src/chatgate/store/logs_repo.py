@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
@@ -21,7 +21,9 @@ import sqlalchemy as sa
 from chatgate import ids
 from chatgate.domain import LogRecord
 from chatgate.store import schema as t
-from chatgate.store.sql import Store
+
+if TYPE_CHECKING:
+    from chatgate.store.sql import Store
 
 FEEDBACK = "ann"  # Humanloop's prefix for feedback ids ("annotation")
 

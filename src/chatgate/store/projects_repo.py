@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
 from chatgate import ids
 from chatgate.store import schema as t
-from chatgate.store.sql import Store
+
+if TYPE_CHECKING:
+    from chatgate.store.sql import Store
 
 #: Id prefix of environments (Humanloop's are ``env_…``).
 ENVIRONMENT_PREFIX = "env"
@@ -438,3 +440,11 @@ def home_project(store: Store, org_id: str, config_id: str) -> str | None:
             .limit(1)
         )
     return str(found) if found else None
+
+
+class ProjectsRepo:
+    """Projects, sessions, model configs, environments and deployments (being filled in)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._engine = store.engine

@@ -12,9 +12,9 @@ import asyncio
 import dataclasses
 import functools
 import hashlib
+import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
@@ -22,9 +22,14 @@ from sqlalchemy.util import greenlet_spawn
 
 from chatgate import ids
 from chatgate.domain import LogRecord
+from chatgate.domain.logs import LogRef
+from chatgate.errors import ChatgateError, DatabaseBusy, DatabaseUnreachable, ValueRefused
 from chatgate.store import schema as t
 from chatgate.store.engine import Driver, create_async_engine, create_engine, uses_asyncpg
+from chatgate.store.logs_repo import LogsRepo
 from chatgate.store.migrate import upgrade
+from chatgate.store.orgs_repo import OrgsRepo
+from chatgate.store.projects_repo import ProjectsRepo
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,31 +42,7 @@ _P = ParamSpec("_P")
 _UNREACHABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
-@dataclass(frozen=True, slots=True)
-class ApiKeyRow:
-    id: str
-    org_id: str
-    org_name: str
-    prefix: str
-    key_hash: bytes
-    created_at: float
-    last_used_at: float | None
-    revoked_at: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class SavedProviderKey:
-    """An organisation's saved provider key (still encrypted) and the endpoint saved with it."""
-
-    ciphertext: bytes = dataclasses.field(repr=False)
-    endpoint: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class LogRef:
-    id: str
-    session_id: str | None
-
+log = logging.getLogger("chatgate")
 
 _LOG_COLUMNS = [f.name for f in dataclasses.fields(LogRecord)]
 
@@ -69,6 +50,37 @@ _LOG_COLUMNS = [f.name for f in dataclasses.fields(LogRecord)]
 def _as_dict(row: sa.Row[Any]) -> dict[str, Any]:
     # Column names can be str subclasses (quoted_name); plain str keys serialise everywhere.
     return {str(k): v for k, v in row._mapping.items()}
+
+
+def as_chatgate_error(exc: BaseException) -> ChatgateError | None:
+    """A database failure as the error the caller sees, or None for a bug (a bad statement).
+
+    A refused value (NUL in text, a number out of range ...) is a 400 whose message does not
+    quote the value (the driver's message does: it may be a key); an unreachable database or an
+    exhausted connection pool is a 503.
+    """
+    if isinstance(exc, sa.exc.TimeoutError):
+        # Every pooled connection stayed busy for the pool's whole timeout: overload, not a bug.
+        log.error("no database connection free: %s", exc)
+        return DatabaseBusy("the database is busy (no connection became free in time); retry later")
+    if Store.refuses_value(exc):
+        orig = getattr(exc, "orig", None)
+        log.warning(
+            "the database refused a value of a request (%s, SQLSTATE %s)",
+            type(orig).__name__,
+            getattr(orig, "sqlstate", None),
+        )
+        return ValueRefused(
+            "the database cannot store a value of this request "
+            "(text holding NUL characters, a number out of range ...)"
+        )
+    if Store.is_unreachable(exc):
+        log.error("database unreachable: %s", exc)
+        return DatabaseUnreachable(
+            "the database is unreachable; calls that need only what this server has cached "
+            "still work; retry later"
+        )
+    return None
 
 
 def hash_key(key: str) -> bytes:
@@ -105,6 +117,10 @@ class Store:
                 background_checkpoint=background_checkpoint,
             )
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        # The repositories, one per topic; each is synchronous like the store's own methods.
+        self.orgs = OrgsRepo(self)
+        self.projects = ProjectsRepo(self)
+        self.logs = LogsRepo(self)
 
     @property
     def is_async(self) -> bool:
@@ -112,12 +128,24 @@ class Store:
         return self.async_engine is not None
 
     async def call(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """Run ``fn(*args, **kwargs)``, synchronous store work, without blocking the event loop.
+        """Run ``fn(*args, **kwargs)``, synchronous store work, without blocking the event loop,
+        with the database's failures raised as chatgate errors (:func:`as_chatgate_error`).
 
         On asyncpg it runs on the loop in a greenlet (``greenlet_spawn``, what SQLAlchemy's
         ``AsyncConnection.run_sync`` uses): every database round trip suspends it and lets the
-        loop serve others; no thread, no thread hand-off. Otherwise in a thread, as before.
+        loop serve others; no thread, no thread hand-off. Otherwise in a thread.
         """
+        try:
+            return await self.run(fn, *args, **kwargs)
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            translated = as_chatgate_error(exc)
+            if translated is None:
+                raise
+            raise translated from exc
+
+    async def run(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """:meth:`call` without the translation: for the store's own workers (the log writer),
+        which tell an unreachable database from a refused statement themselves."""
         if self.async_engine is not None:
             return await greenlet_spawn(functools.partial(fn, *args, **kwargs))
         return await asyncio.to_thread(fn, *args, **kwargs)
@@ -153,111 +181,6 @@ class Store:
         with self.engine.connect() as c:
             row = c.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})").first()
         return int(row[1]) if row is not None and row[1] is not None else 0
-
-    # --- organisations and API keys -------------------------------------------------------
-
-    def count_orgs(self) -> int:
-        with self.engine.connect() as c:
-            return int(c.scalar(sa.select(sa.func.count()).select_from(t.organizations)) or 0)
-
-    def get_or_create_org(self, name: str) -> str:
-        with self.engine.begin() as c:
-            found = c.scalar(sa.select(t.organizations.c.id).where(t.organizations.c.name == name))
-            if found:
-                return str(found)
-            org_id = ids.new_id(ids.ORG)
-            c.execute(t.organizations.insert().values(id=org_id, name=name, created_at=time.time()))
-            return org_id
-
-    def org_id_by_name(self, name: str) -> str | None:
-        with self.engine.connect() as c:
-            found = c.scalar(sa.select(t.organizations.c.id).where(t.organizations.c.name == name))
-            return str(found) if found else None
-
-    def add_api_key(self, org_id: str, prefix: str, key_hash: bytes) -> str:
-        key_id = ids.new_id(ids.KEY)
-        with self.engine.begin() as c:
-            c.execute(
-                t.api_keys.insert().values(
-                    id=key_id,
-                    org_id=org_id,
-                    prefix=prefix,
-                    key_hash=key_hash,
-                    created_at=time.time(),
-                )
-            )
-        return key_id
-
-    def _key_query(self) -> sa.Select[Any]:
-        k, o = t.api_keys, t.organizations
-        return sa.select(
-            k.c.id,
-            k.c.org_id,
-            o.c.name,
-            k.c.prefix,
-            k.c.key_hash,
-            k.c.created_at,
-            k.c.last_used_at,
-            k.c.revoked_at,
-        ).join(o, o.c.id == k.c.org_id)
-
-    def api_key_by_prefix(self, prefix: str) -> ApiKeyRow | None:
-        with self.engine.connect() as c:
-            row = c.execute(self._key_query().where(t.api_keys.c.prefix == prefix)).first()
-        return ApiKeyRow(*row) if row else None
-
-    def list_api_keys(self, org_id: str | None = None) -> list[ApiKeyRow]:
-        query = self._key_query().order_by(t.api_keys.c.created_at)
-        if org_id:
-            query = query.where(t.api_keys.c.org_id == org_id)
-        with self.engine.connect() as c:
-            return [ApiKeyRow(*row) for row in c.execute(query)]
-
-    def revoke_api_key(self, prefix: str) -> bool:
-        with self.engine.begin() as c:
-            result = c.execute(
-                t.api_keys.update()
-                .where(t.api_keys.c.prefix == prefix, t.api_keys.c.revoked_at.is_(None))
-                .values(revoked_at=time.time())
-            )
-            return result.rowcount > 0
-
-    def touch_api_keys(self, last_used: dict[str, float]) -> None:
-        with self.engine.begin() as c:
-            for key_id, when in last_used.items():
-                c.execute(
-                    t.api_keys.update().where(t.api_keys.c.id == key_id).values(last_used_at=when)
-                )
-
-    # --- provider keys (ciphertext only) ------------------------------------------------------
-
-    def set_provider_key(
-        self, org_id: str, provider: str, ciphertext: bytes, endpoint: str | None = None
-    ) -> None:
-        pk = t.provider_keys
-        with self.engine.begin() as c:
-            c.execute(pk.delete().where(pk.c.org_id == org_id, pk.c.provider == provider))
-            c.execute(
-                pk.insert().values(
-                    org_id=org_id,
-                    provider=provider,
-                    ciphertext=ciphertext,
-                    endpoint=endpoint,
-                    updated_at=time.time(),
-                )
-            )
-
-    def provider_key(self, org_id: str, provider: str) -> SavedProviderKey | None:
-        pk = t.provider_keys
-        with self.engine.connect() as c:
-            found = c.execute(
-                sa.select(pk.c.ciphertext, pk.c.endpoint).where(
-                    pk.c.org_id == org_id, pk.c.provider == provider
-                )
-            ).first()
-        if found is None:
-            return None
-        return SavedProviderKey(bytes(found.ciphertext), found.endpoint)
 
     # --- projects, sessions, configs ----------------------------------------------------------
 
@@ -409,7 +332,7 @@ class Store:
         connect (engine.py); a connection lost mid-statement is an InterfaceError or is marked
         ``connection_invalidated``; a server shutting down sends SQLSTATE 57P01 (class 57P/08).
         """
-        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        if isinstance(exc, (DatabaseUnreachable, sa.exc.OperationalError, sa.exc.InterfaceError)):
             return True
         if not isinstance(exc, sa.exc.DBAPIError):
             return False

@@ -189,7 +189,7 @@ class LogWriter:
     ) -> _T:
         """Run store work of the writer: on asyncpg on the loop, otherwise on the writer thread."""
         if self._store.is_async:
-            return await self._store.call(fn, *args)
+            return await self._store.run(fn, *args)
         return await loop.run_in_executor(self._thread, fn, *args)
 
     def _commit(self, records: list[LogRecord]) -> None:

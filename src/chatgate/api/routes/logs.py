@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import weakref
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -35,28 +34,13 @@ from chatgate.api.schemas.logs import (
 from chatgate.domain import LogRecord, ModelConfig
 from chatgate.errors import InvalidRequest, NotFound, NotImplementedByServer
 from chatgate.services.recorder import without_payloads
-from chatgate.services.resolve import Resolver
+from chatgate.services.resolve import Placement, Resolver
 from chatgate.state import AppState
 from chatgate.store.logs_repo import LogExtras, LogFilter, LogsRepo, decoded_log
-from chatgate.store.sql import Store
 
 router = APIRouter(dependencies=NO_NUL)
 
 Loc = tuple[str | int, ...]
-
-# One resolver (with its caches) per store, i.e. per running app.
-_resolvers: weakref.WeakKeyDictionary[Store, Resolver] = weakref.WeakKeyDictionary()
-
-
-def _resolver(request: Request, state: AppState) -> Resolver:
-    """The app's shared resolver (its caches are invalidated by the project routes)."""
-    shared = getattr(request.app.state, "resolver", None)
-    if isinstance(shared, Resolver):
-        return shared
-    found = _resolvers.get(state.store)
-    if found is None:
-        found = _resolvers[state.store] = Resolver(state.store)
-    return found
 
 
 async def render_logs(
@@ -172,11 +156,6 @@ async def export_project(
 # --- recording ---------------------------------------------------------------------------------
 
 
-def _exclusive(item: LogRequest, first: str, second: str, loc: Loc) -> None:
-    if getattr(item, first) is not None and getattr(item, second) is not None:
-        raise InvalidRequest.at((*loc, second), f"specify at most one of {first} and {second}")
-
-
 def _domain_config(config: ModelConfigRequest) -> ModelConfig:
     from chatgate.api.schemas.common import LinkedToolRequest, ModelConfigToolRequest
 
@@ -246,28 +225,20 @@ async def _config(
 async def _record(
     state: AppState, resolver: Resolver, org_id: str, item: LogRequest, loc: Loc
 ) -> tuple[LogRecord, LogExtras, list[dict[str, Any]]]:
-    _exclusive(item, "session_id", "session_reference_id", loc)
-    _exclusive(item, "parent_id", "parent_reference_id", loc)
-    if item.project is None and item.project_id is None:
-        raise InvalidRequest.at(
-            (*loc, "project"),
-            "either project or project_id must be provided",
-            "value_error.missing",
-        )
-    project_id = await resolver.project(org_id, name=item.project, project_id=item.project_id)
-    session_id = await resolver.session(
-        org_id, session_id=item.session_id, reference_id=item.session_reference_id
+    placed = await resolver.place(
+        org_id,
+        Placement(
+            project=item.project,
+            project_id=item.project_id,
+            session_id=item.session_id,
+            session_reference_id=item.session_reference_id,
+            parent_id=item.parent_id,
+            parent_reference_id=item.parent_reference_id,
+        ),
+        loc=loc,
+        exclusive=True,
     )
-    parent = await resolver.parent(
-        org_id, parent_id=item.parent_id, reference_id=item.parent_reference_id
-    )
-    if parent is not None and parent.session_id is not None:
-        if session_id is None:
-            session_id = parent.session_id  # a child joins its parent's session
-        elif session_id != parent.session_id:
-            raise InvalidRequest.at(
-                (*loc, "parent_id"), "the parent log belongs to a different session"
-            )
+    project_id = placed.project_id
     config = await _config(state, resolver, org_id, item, loc)
     log_id = ids.new_id(ids.LOG)
     record = LogRecord(
@@ -278,8 +249,8 @@ async def _record(
         provider=str(config["body"].get("provider") or ""),
         model=str(config["body"].get("model") or ""),
         created_at=item.created_at.timestamp() if item.created_at else time.time(),
-        session_id=session_id,
-        parent_id=parent.id if parent else None,
+        session_id=placed.session_id,
+        parent_id=placed.parent_id,
         reference_id=item.reference_id,
         save=item.save,
         inputs=item.inputs,
@@ -342,7 +313,7 @@ async def create_logs(request: Request, principal: OrgDep, state: StateDep) -> R
     records: list[LogRecord] = []
     extras: list[LogExtras] = []
     feedback: list[dict[str, Any]] = []
-    resolver = _resolver(request, state)
+    resolver = state.resolver
     for index, item in enumerate(items):
         record, extra, item_feedback = await _record(
             state, resolver, principal.org_id, item, ("body", index) if many else ("body",)

@@ -34,8 +34,8 @@ router = APIRouter(tags=["Model Configs"], dependencies=NO_NUL)
 
 
 def resolver_of(request: Request) -> Resolver:
-    resolver: Resolver = request.app.state.resolver
-    return resolver
+    state: AppState = request.app.state.chatgate
+    return state.resolver
 
 
 async def _config_id(
