@@ -1,4 +1,8 @@
-"""The ``chatgate`` command: thin commands over the store and the services."""
+"""The ``chatgate`` command: thin commands over the services (services/admin.py).
+
+Each command parses its options, calls the service and prints; an operator's mistake is a chatgate
+error whose message is printed (no traceback) with a non-zero exit code.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from chatgate.errors import ChatgateError
 from chatgate.moments import from_epoch
+from chatgate.services.admin import Admin, check_price_file, database_of
 from chatgate.settings import Settings
-from chatgate.store.engine import display_url
-from chatgate.store.sql import Store
 
 app = typer.Typer(
     help="chatgate: a self-hosted server for Humanloop's v4 API.", no_args_is_help=True
@@ -32,10 +36,16 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def _store(settings: Settings) -> Store:
-    store = Store(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    store.upgrade()
-    return store
+def _admin(settings: Settings | None = None) -> Admin:
+    return Admin(settings or Settings())
+
+
+def fail(exc: ChatgateError, code: int = 1) -> typer.Exit:
+    """Print an operator's mistake (the service's message) and return the exit to raise."""
+    from rich.markup import escape
+
+    err_console.print(f"[red]{escape(exc.message)}[/red]", soft_wrap=True)
+    return typer.Exit(code)
 
 
 def _when(epoch: float | None) -> str:
@@ -43,16 +53,6 @@ def _when(epoch: float | None) -> str:
         return "never"
     # isoformat, not strftime: "%Y" gives "1", not "0001", for year 1 on glibc.
     return from_epoch(epoch).replace(tzinfo=None).isoformat(" ", "seconds")
-
-
-def _org_id(store: Store, name: str) -> str:
-    org_id = store.orgs.org_id_by_name(name)
-    if org_id is None:
-        err_console.print(
-            f"[red]no organisation named {name!r}[/red] (create one with `chatgate keys create --org {name}`)"
-        )
-        raise typer.Exit(1)
-    return org_id
 
 
 @app.command()
@@ -65,30 +65,24 @@ def serve(
 
     Set-up (migrations, the first key) happens once, here, before any worker starts.
     """
-    from chatgate.providers.prices import PriceFileError, PriceTable
-    from chatgate.services.auth import create_key
-    from chatgate.services.credentials import load_or_create_secret
-
     settings = Settings()
     try:
-        PriceTable(settings.prices_file)  # a bad CHATGATE_PRICES_FILE stops here, not in a worker
-    except PriceFileError as exc:
+        check_price_file(settings)  # a bad CHATGATE_PRICES_FILE stops here, not in a worker
+    except ChatgateError as exc:
         from rich.markup import escape
 
-        err_console.print(f"[red]CHATGATE_PRICES_FILE:[/red] {escape(str(exc))}", soft_wrap=True)
+        err_console.print(f"[red]CHATGATE_PRICES_FILE:[/red] {escape(exc.message)}", soft_wrap=True)
         raise typer.Exit(1) from None
     host = host or settings.host
     port = port or settings.port
-    store = _store(settings)
-    load_or_create_secret(settings)
     url = f"http://{host}:{port}/v4"
-    if store.orgs.count_orgs() == 0:
-        key, _prefix = create_key(store, "default")
+    with _admin(settings) as admin:
+        key = admin.first_start()
+    if key is not None:
         console.print("[bold]First start:[/bold] created organisation [cyan]default[/cyan].")
         console.print("API key (shown once; store it now):")
         print(key, flush=True)
-    store.close()
-    console.print(f"Database: {display_url(settings.resolved_database_url)}", soft_wrap=True)
+    console.print(f"Database: {database_of(settings)}", soft_wrap=True)
     console.print(f'chatgate is listening on [bold]{url}[/bold]  (Humanloop(host="{url}"))')
     sys.stdout.flush()
     sys.stderr.flush()
@@ -103,10 +97,8 @@ def keys_create(
     org: Annotated[str, typer.Option(help="Organisation name (created if new).")],
 ) -> None:
     """Create an API key; the key alone is printed on the last line."""
-    from chatgate.services.auth import create_key
-
-    store = _store(Settings())
-    key, prefix = create_key(store, org)
+    with _admin() as admin:
+        key, prefix = admin.create_key(org)
     err_console.print(f"Created key {prefix}… for organisation {org!r}. It is shown only once:")
     print(key)
 
@@ -116,10 +108,13 @@ def keys_list(
     org: Annotated[str | None, typer.Option(help="Only this organisation.")] = None,
 ) -> None:
     """List keys: prefix, organisation, created, last used (never the key itself)."""
-    store = _store(Settings())
-    org_id = _org_id(store, org) if org else None
+    with _admin() as admin:
+        try:
+            rows = admin.keys(org)
+        except ChatgateError as exc:
+            raise fail(exc) from None
     table = Table("prefix", "org", "created", "last used", "status")
-    for row in store.orgs.list_api_keys(org_id):
+    for row in rows:
         table.add_row(
             row.prefix,
             row.org_name,
@@ -135,10 +130,11 @@ def keys_revoke(
     prefix: Annotated[str, typer.Argument(help="The key's prefix, as `keys list` shows.")],
 ) -> None:
     """Revoke a key (servers stop accepting it within CHATGATE_AUTH_CACHE_SECONDS)."""
-    store = _store(Settings())
-    if not store.orgs.revoke_api_key(prefix):
-        err_console.print(f"[red]no active key with prefix {prefix!r}[/red]")
-        raise typer.Exit(1)
+    with _admin() as admin:
+        try:
+            admin.revoke_key(prefix)
+        except ChatgateError as exc:
+            raise fail(exc) from None
     console.print(f"Revoked {prefix}.")
 
 
@@ -155,36 +151,27 @@ def provider_keys_set(
     ] = None,
 ) -> None:
     """Save a provider key for an organisation, read from stdin, encrypted at rest."""
-    from chatgate.providers import BUILTIN
-    from chatgate.providers.url_guard import CallerURLSpec
-    from chatgate.services.credentials import fernet_for, load_or_create_secret, save_provider_key
-
-    settings = Settings()
-    row = BUILTIN.get(provider)
-    if endpoint is not None and not isinstance(row, CallerURLSpec):
-        err_console.print(
-            f"[red]--endpoint is only for providers whose endpoint varies per customer "
-            f"(openai_azure), not {provider!r}[/red]"
-        )
-        raise typer.Exit(2)
-    if endpoint is not None and not endpoint.startswith(("https://", "http://")):
-        err_console.print(f"[red]--endpoint must be an http(s) URL, got {endpoint!r}[/red]")
-        raise typer.Exit(2)
-    store = _store(settings)
-    org_id = _org_id(store, org)
-    key = sys.stdin.readline().strip()
-    if not key:
-        err_console.print(
-            "[red]no key on stdin[/red] (e.g. `printenv OPENAI_API_KEY | chatgate provider-keys set --org acme openai`)"
-        )
-        raise typer.Exit(1)
-    fernet = fernet_for(load_or_create_secret(settings))
-    save_provider_key(store, fernet, org_id, provider, key, endpoint)
+    with _admin() as admin:
+        try:
+            admin.check_provider_key_target(provider, endpoint)
+        except ChatgateError as exc:
+            raise fail(exc, 2) from None
+        key = sys.stdin.readline().strip()
+        if not key:
+            err_console.print(
+                "[red]no key on stdin[/red] (e.g. `printenv OPENAI_API_KEY | "
+                "chatgate provider-keys set --org acme openai`)"
+            )
+            raise typer.Exit(1)
+        try:
+            bound_to = admin.save_provider_key(org, provider, key, endpoint)
+        except ChatgateError as exc:
+            raise fail(exc) from None
     where = f", to be sent only to {endpoint}" if endpoint else ""
     console.print(f"Saved the {provider} key for {org!r}{where}.")
-    if endpoint is None and isinstance(row, CallerURLSpec):
+    if bound_to is not None:
         console.print(
-            f"Without --endpoint it is sent only to the server's {row.base_url_env}; "
+            f"Without --endpoint it is sent only to the server's {bound_to}; "
             "requests cannot redirect it to another endpoint."
         )
 
@@ -197,21 +184,11 @@ def logs(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Show recent logs."""
-    store = _store(Settings())
-    org_id = _org_id(store, org) if org else None
-    project_id = None
-    if project:
-        if project.startswith("pr_"):
-            project_id = project
-        elif org_id:
-            project_id = store.project_id_by_name(org_id, project)
-            if project_id is None:
-                err_console.print(f"[red]no project named {project!r} in {org!r}[/red]")
-                raise typer.Exit(1)
-        else:
-            err_console.print("[red]--project by name needs --org[/red]")
-            raise typer.Exit(1)
-    rows = store.recent_logs(org_id=org_id, project_id=project_id, limit=limit)
+    with _admin() as admin:
+        try:
+            rows = admin.recent_logs(org, project, limit)
+        except ChatgateError as exc:
+            raise fail(exc) from None
     if as_json:
         for row in rows:
             row.pop("org_id", None)
@@ -241,11 +218,9 @@ def logs(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
-    settings = Settings()
-    _store(settings).close()
-    console.print(
-        f"Database is up to date: {display_url(settings.resolved_database_url)}", soft_wrap=True
-    )
+    with _admin() as admin:
+        database = admin.database
+    console.print(f"Database is up to date: {database}", soft_wrap=True)
 
 
 # Commands defined in their own modules register themselves on `app` when imported.

@@ -16,9 +16,8 @@ import orjson
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from chatgate.cli import _org_id, _store, app, err_console
-from chatgate.settings import Settings
-from chatgate.store.logs_repo import LogsRepo
+from chatgate.cli import _admin, app, err_console, fail
+from chatgate.errors import ChatgateError
 
 
 def _progress() -> Progress:
@@ -40,20 +39,16 @@ def export(
     ] = None,
 ) -> None:
     """Write a project's logs as JSON Lines, oldest first, every stored field and id kept."""
-    store = _store(Settings())
-    try:
-        org_id = _org_id(store, org)
-        project_id = store.project_id_by_name(org_id, project)
-        if project_id is None:
-            err_console.print(f"[red]no project named {project!r} in {org!r}[/red]")
-            raise typer.Exit(1)
-        repo = LogsRepo(store)
-        total = repo.count_project_logs(org_id, project_id)
+    with _admin() as admin:
+        try:
+            total, entries = admin.export_project(org, project)
+        except ChatgateError as exc:
+            raise fail(exc) from None
         sink: IO[bytes] = output.open("wb") if output else sys.stdout.buffer
         try:
             with _progress() as progress:
                 task = progress.add_task(f"exporting {project}", total=total)
-                for entry in repo.export_project(org_id, project_id):
+                for entry in entries:
                     sink.write(orjson.dumps(entry) + b"\n")
                     progress.advance(task)
         finally:
@@ -61,9 +56,7 @@ def export(
                 sink.close()
             else:
                 sink.flush()
-        err_console.print(f"exported {total} logs of {project!r}")
-    finally:
-        store.close()
+    err_console.print(f"exported {total} logs of {project!r}")
 
 
 @app.command(name="import")
@@ -74,24 +67,20 @@ def import_(
     ] = None,
 ) -> None:
     """Read logs written by `chatgate export`; ids are kept and logs already present are skipped."""
-    store = _store(Settings())
-    try:
-        org_id = store.orgs.get_or_create_org(org)
-        repo = LogsRepo(store)
-        lines = file.read_bytes().splitlines() if file else sys.stdin.buffer.read().splitlines()
-        entries = [line for line in lines if line.strip()]
-        added = skipped = 0
+    lines = file.read_bytes().splitlines() if file else sys.stdin.buffer.read().splitlines()
+    entries = [line for line in lines if line.strip()]
+    added = skipped = 0
+    with _admin() as admin:
+        org_id = admin.import_target(org)
         with _progress() as progress:
             task = progress.add_task("importing", total=len(entries))
             for number, line in enumerate(entries, 1):
                 try:
-                    inserted = repo.import_entry(org_id, orjson.loads(line))
+                    inserted = admin.import_entry(org_id, orjson.loads(line))
                 except (ValueError, KeyError, TypeError) as exc:
                     progress.stop()
                     err_console.print(f"[red]line {number}: {exc}[/red]")
                     raise typer.Exit(1) from None
                 added, skipped = (added + 1, skipped) if inserted else (added, skipped + 1)
                 progress.advance(task)
-        err_console.print(f"imported {added} logs, {skipped} already present")
-    finally:
-        store.close()
+    err_console.print(f"imported {added} logs, {skipped} already present")

@@ -11,9 +11,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chatgate.cli import _org_id, _store, _when, app, console, err_console
-from chatgate.settings import Settings
-from chatgate.store import projects_repo
+from chatgate.cli import _admin, _when, app, console, err_console, fail
+from chatgate.errors import ChatgateError
 
 environments_app = typer.Typer(
     help="Manage deployment environments (every organisation has 'production').",
@@ -28,14 +27,13 @@ def environments_create(
     org: Annotated[str, typer.Option(help="Organisation name.")],
 ) -> None:
     """Add an environment; its id is printed on the last line."""
-    store = _store(Settings())
-    org_id = _org_id(store, org)
-    created = projects_repo.create_environment(store, org_id, name)
-    if created is None:
-        err_console.print(f"[red]organisation {org!r} already has an environment {name!r}[/red]")
-        raise typer.Exit(1)
+    with _admin() as admin:
+        try:
+            created = admin.create_environment(org, name)
+        except ChatgateError as exc:
+            raise fail(exc) from None
     err_console.print(f"Created environment {name!r} for {org!r}:")
-    print(created["id"])
+    print(created.id)
 
 
 @environments_app.command("list")
@@ -43,9 +41,12 @@ def environments_list(
     org: Annotated[str, typer.Option(help="Organisation name.")],
 ) -> None:
     """List the organisation's environments: id, name, tag, created."""
-    store = _store(Settings())
-    org_id = _org_id(store, org)
+    with _admin() as admin:
+        try:
+            environments = admin.environments(org)
+        except ChatgateError as exc:
+            raise fail(exc) from None
     table = Table("id", "name", "tag", "created")
-    for env in projects_repo.environments(store, org_id):
-        table.add_row(env["id"], env["name"], env["tag"], _when(env["created_at"]))
+    for env in environments:
+        table.add_row(env.id, env.name, env.tag, _when(env.created_at))
     console.print(table)
