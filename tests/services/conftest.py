@@ -30,17 +30,32 @@ STUB = ProviderSpec("stub", wire="stub", origin="Stub", requires_key=False)
 
 
 @dataclass
-class StubWire:
-    """A wire whose events are scripted per test; it records every call it was given."""
+class Stall:
+    """A script item: the wire waits here (as a provider that stopped sending would) until the
+    call is cancelled or closed; ``reached`` is set when it gets here."""
 
-    script: Callable[[ChatCall], list[StreamEvent | Exception]] = field(
-        default=lambda call: [
-            TextDelta(0, "hello"),
-            UsageReport(Usage(prompt_tokens=3, generation_tokens=1), 0),
-            Finish(0, "stop"),
-        ]
-    )
+    reached: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+ScriptItem = StreamEvent | Exception | Stall
+
+
+def _hello(call: ChatCall) -> list[ScriptItem]:
+    return [
+        TextDelta(0, "hello"),
+        UsageReport(Usage(prompt_tokens=3, generation_tokens=1), 0),
+        Finish(0, "stop"),
+    ]
+
+
+@dataclass
+class StubWire:
+    """A wire whose events are scripted per test; it records every call it was given, and
+    counts the calls whose event stream was closed (ended, failed or abandoned)."""
+
+    script: Callable[[ChatCall], list[ScriptItem]] = _hello
     calls: list[ChatCall] = field(default_factory=list)
+    closed: int = 0
 
     def prepare(self, call: ChatCall, spec: ProviderSpec) -> Upstream:
         return Upstream("stub://", {"model": call.config.model}, {})
@@ -49,10 +64,17 @@ class StubWire:
         self, http: aiohttp.ClientSession, upstream: Upstream, call: ChatCall, spec: ProviderSpec
     ) -> AsyncGenerator[StreamEvent, None]:
         self.calls.append(call)
-        for item in self.script(call):
-            if isinstance(item, Exception):
-                raise item
-            yield item
+        try:
+            for item in self.script(call):
+                if isinstance(item, Exception):
+                    raise item
+                if isinstance(item, Stall):
+                    item.reached.set()
+                    await asyncio.Event().wait()  # until cancelled
+                    continue
+                yield item
+        finally:
+            self.closed += 1
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """The chat orchestration: resolve, render, call the provider, record, answer.
 
-The HTTP layer turns a v4 body into a :class:`ChatInput`; :meth:`ChatService.chat` returns a
-:class:`ChatOutcome` that the HTTP layer renders as a v4 ``ChatResponse``.
+The HTTP layer turns a v4 body into a :class:`ChatInput` and calls one method of
+:class:`ChatService`: :meth:`~ChatService.chat` returns a :class:`ChatOutcome` (rendered as a v4
+``ChatResponse``), :meth:`~ChatService.stream` a started :class:`ChatStream` (rendered as
+server-sent events). Both prepare the call the same way (:meth:`ChatService._prepare`) and
+record it through the same :class:`Recorder` (services/recorder.py).
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -25,25 +28,20 @@ from chatgate.domain import (
     ToolChoiceValue,
     Usage,
 )
-from chatgate.errors import (
-    ChatgateError,
-    InvalidRequest,
-    NotFound,
-    NotImplementedByServer,
-    ProviderError,
-    ServiceUnavailable,
-)
+from chatgate.errors import InvalidRequest, NotFound, NotImplementedByServer
 from chatgate.providers import NOT_YET_SUPPORTED, WIRES
-from chatgate.providers.base import ProviderSpec, Upstream, Wire
-from chatgate.providers.prices import ModelPrice, PriceTable
+from chatgate.providers.base import ProviderSpec, Wire
+from chatgate.providers.prices import PriceTable
 from chatgate.services.auth import Principal
+from chatgate.services.chat_stream import ChatStream
 from chatgate.services.credentials import CredentialResolver
 from chatgate.services.log_limit import LogLimit
-from chatgate.services.recorder import records_for, scrub, scrub_message, without_payloads
-from chatgate.services.redaction import scrub_sample, secrets_of
+from chatgate.services.prepared import PreparedCall, as_provider_error
+from chatgate.services.recorder import Recorder
+from chatgate.services.redaction import scrub, secrets_of
 from chatgate.services.resolve import Placement, Resolver
 from chatgate.store.writer import LogWriter
-from chatgate.streaming import Accumulator, StreamEvent
+from chatgate.streaming import Accumulator
 from chatgate.templating import TemplateRenderer
 
 #: The error recorded on a call whose client disconnected before its answer was complete.
@@ -92,94 +90,6 @@ class ChatOutcome:
     provider_responses: list[Any]
 
 
-@dataclass(slots=True)
-class PreparedCall:
-    """A call ready to run: the provider request is built and every name is resolved."""
-
-    spec: ProviderSpec
-    call: ChatCall
-    upstream: Upstream
-    #: The log record every sample starts from (ids, inputs, messages, provider_request ...).
-    base: LogRecord
-    log_ids: list[str]
-    secrets: tuple[str, ...]
-    started: float
-    #: The provider's events; nothing is sent upstream until the first one is awaited.
-    events: AsyncGenerator[StreamEvent, None]
-    #: The model's price, if the price table has one (logs of unpriced models have no cost).
-    price: ModelPrice | None = None
-
-    def outcome(self, accumulator: Accumulator, finished: Finished) -> ChatOutcome:
-        return ChatOutcome(
-            project_id=self.base.project_id,
-            session_id=self.base.session_id,
-            config_id=self.base.config_id,
-            log_ids=self.log_ids,
-            samples=finished.samples,
-            usage=accumulator.total_usage,
-            messages=self.base.messages or [],
-            provider_request=self.base.provider_request,
-            provider_responses=finished.responses,
-        )
-
-
-def as_provider_error(exc: Exception, spec: ProviderSpec) -> ProviderError:
-    """Anything a wire raised, as the provider error the caller sees."""
-    if isinstance(exc, ProviderError):
-        return exc
-    if isinstance(exc, (KeyError, TypeError, ValueError, AttributeError, IndexError)):
-        # A 200 whose body does not have the provider's documented shape.
-        return ProviderError(
-            f"{spec.origin} sent a response chatgate could not read ({type(exc).__name__}: {exc})",
-            status=502,
-            origin=spec.origin,
-            kind="provider_response_error",
-        )
-    raise exc
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """What a call that ran produced: its logs, its samples and the provider's raw responses."""
-
-    records: list[LogRecord]
-    samples: list[Sample]
-    responses: list[Any]
-
-
-def finished_records(
-    prepared: PreparedCall,
-    accumulator: Accumulator,
-    provider_started: float,
-    *,
-    unfinished_error: str | None = None,
-) -> Finished:
-    """The logs of a call that ran: one per sample, streamed or not, from the same accumulator.
-
-    ``unfinished_error`` is recorded on samples that never finished (a stream cut short).
-    """
-    finished = time.perf_counter()
-    error = accumulator.error.message if accumulator.error else unfinished_error
-    samples = [scrub_sample(sample, prepared.secrets) for sample in accumulator.samples()]
-    for i, sample in enumerate(samples):
-        sample_error = sample.error
-        if sample_error is None and error is not None and not accumulator.is_finished(i):
-            sample_error = error
-        if sample_error is not None:
-            samples[i] = replace(sample, error=scrub_message(sample_error, prepared.secrets))
-    responses = scrub(accumulator.raw_responses, prepared.secrets)
-    records = records_for(
-        base=prepared.base,
-        log_ids=prepared.log_ids,
-        samples=samples,
-        provider_response=responses[0] if len(responses) == 1 else responses or None,
-        duration=finished - prepared.started,
-        provider_latency=finished - provider_started,
-        price=prepared.price,
-    )
-    return Finished(records, samples, responses)
-
-
 class ChatService:
     def __init__(
         self,
@@ -199,13 +109,11 @@ class ChatService:
         self._wires = wires
         self._resolver = resolver
         self._credentials = credentials
-        self._writer = writer
         self._http = http
-        self._durable = durable
         self._prices = prices or PriceTable()
         self._templates = templates or TemplateRenderer()
-        self._log_limit = log_limit or LogLimit()
-        self._background: set[asyncio.Task[None]] = set()
+        # One for the process: both paths record through it.
+        self._recorder = Recorder(writer, resolver, durable=durable, log_limit=log_limit)
 
     def provider(self, name: str) -> ProviderSpec:
         spec = self._registry.get(name)
@@ -222,7 +130,7 @@ class ChatService:
             "enum",
         )
 
-    async def prepare(self, principal: Principal, request: ChatInput) -> PreparedCall:
+    async def _prepare(self, principal: Principal, request: ChatInput) -> PreparedCall:
         """Everything before the provider is called; every failure here is a plain v4 error."""
         started = time.perf_counter()
         created_at = time.time()
@@ -310,7 +218,9 @@ class ChatService:
         )
 
     async def chat(self, principal: Principal, request: ChatInput) -> ChatOutcome:
-        prepared = await self.prepare(principal, request)
+        """A non-streamed call: run it, record its logs (durably, unless commits are fast) and
+        return what it produced."""
+        prepared = await self._prepare(principal, request)
         accumulator = Accumulator(request.num_samples)
         provider_started = time.perf_counter()
         try:
@@ -321,59 +231,33 @@ class ChatService:
             # call now rather than at the provider timeout, and log what was received.
             with contextlib.suppress(BaseException):
                 await prepared.events.aclose()
-            finished = finished_records(
-                prepared, accumulator, provider_started, unfinished_error=CANCELLED
-            )
-            self.record_in_background(finished.records)
+            self._recorder.record_abandoned(prepared, accumulator, provider_started, CANCELLED)
             raise
         except Exception as exc:
             failure = as_provider_error(exc, prepared.spec)
-            await self.record_failure(prepared, failure, provider_started)
+            await self._recorder.record_failure(prepared, failure, provider_started)
             raise failure from None
-        finished = finished_records(prepared, accumulator, provider_started)
-        await self.record(finished.records)
-        return prepared.outcome(accumulator, finished)
-
-    async def record_failure(
-        self, prepared: PreparedCall, failure: ProviderError, provider_started: float
-    ) -> None:
-        """A call that failed before producing anything: one log (sample 0) with its error."""
-        failure.message = scrub_message(failure.message, prepared.secrets)
-        now = time.perf_counter()
-        failed = replace(
-            prepared.base,
-            id=prepared.log_ids[0],
-            error=failure.message,
-            duration=now - prepared.started,
-            provider_latency=now - provider_started,
+        finished = self._recorder.finished(prepared, accumulator, provider_started)
+        await self._recorder.commit(finished.records)
+        base = prepared.base
+        return ChatOutcome(
+            project_id=base.project_id,
+            session_id=base.session_id,
+            config_id=base.config_id,
+            log_ids=prepared.log_ids,
+            samples=finished.samples,
+            usage=accumulator.total_usage,
+            messages=base.messages or [],
+            provider_request=base.provider_request,
+            provider_responses=finished.responses,
         )
-        await self.record([failed if failed.save else without_payloads(failed)])
 
-    def record_in_background(self, records: list[LogRecord]) -> None:
-        if self._log_limit.fits(records):
-            self._writer.write_in_background(records)
-            return
-        task = asyncio.ensure_future(self._fit_then_write_in_background(records))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _fit_then_write_in_background(self, records: list[LogRecord]) -> None:
-        self._writer.write_in_background(await self._log_limit.fit(records))
-
-    async def record(self, records: list[LogRecord]) -> None:
-        if not self._log_limit.fits(records):
-            records = await self._log_limit.fit(records)
-        if not self._durable:
-            self._writer.write_in_background(records)
-            return
-        try:
-            await self._writer.write(records)
-        except ChatgateError:
-            raise
-        except Exception as exc:
-            # Most likely their project was deleted by another server process meanwhile (the
-            # database refuses a log of a missing project): resolve it afresh next time.
-            self._resolver.forget_projects_of(records)
-            raise ServiceUnavailable(
-                f"the call succeeded but could not be recorded ({type(exc).__name__}); retry later"
-            ) from exc
+    async def stream(
+        self, principal: Principal, request: ChatInput, keepalive_seconds: float
+    ) -> ChatStream:
+        """A streamed call, started: the provider has sent its first content, and every failure
+        until then is a plain v4 error (raised here). See services/chat_stream.py."""
+        prepared = await self._prepare(principal, request)
+        stream = ChatStream(self._recorder, prepared, keepalive_seconds)
+        await stream.start()
+        return stream

@@ -21,16 +21,9 @@ from typing import Any
 
 from chatgate.domain import Sample
 from chatgate.errors import ChatgateError, ProviderError
-from chatgate.services.auth import Principal
-from chatgate.services.chat import (
-    ChatInput,
-    ChatService,
-    PreparedCall,
-    as_provider_error,
-    finished_records,
-)
-from chatgate.services.recorder import scrub
-from chatgate.services.redaction import StreamRedactor
+from chatgate.services.prepared import PreparedCall, as_provider_error
+from chatgate.services.recorder import Recorder
+from chatgate.services.redaction import StreamRedactor, scrub
 from chatgate.streaming import (
     Accumulator,
     RawResponse,
@@ -40,6 +33,7 @@ from chatgate.streaming import (
     UsageReport,
 )
 
+#: The error recorded on a stream whose client disconnected before it finished.
 CANCELLED = "cancelled: the client disconnected before the stream finished"
 
 
@@ -74,10 +68,12 @@ StreamOutput = SampleDelta | SampleDone | SampleFailed | KeepAlive
 
 
 class ChatStream:
+    """One streamed call (made by ``ChatService.stream``): :meth:`start`, then :meth:`outputs`."""
+
     def __init__(
-        self, service: ChatService, prepared: PreparedCall, keepalive_seconds: float
+        self, recorder: Recorder, prepared: PreparedCall, keepalive_seconds: float
     ) -> None:
-        self._service = service
+        self._recorder = recorder
         self._prepared = prepared
         self._keepalive = keepalive_seconds
         self._accumulator = Accumulator(prepared.call.num_samples)
@@ -112,12 +108,12 @@ class ChatStream:
             raise
         except Exception as exc:
             failure = as_provider_error(exc, self._prepared.spec)
-            await self._service.record_failure(self._prepared, failure, self._provider_started)
+            await self._recorder.record_failure(self._prepared, failure, self._provider_started)
             raise failure from None
         if isinstance(event, StreamFailed):
             error = event.error
             if isinstance(error, ProviderError):
-                await self._service.record_failure(self._prepared, error, self._provider_started)
+                await self._recorder.record_failure(self._prepared, error, self._provider_started)
             raise error
         self._first = event
 
@@ -158,10 +154,10 @@ class ChatStream:
             held = redactor.flush()
             if held:
                 yield SampleDelta(index, prepared.log_ids[index], held)
-        finished = finished_records(prepared, accumulator, self._provider_started)
+        finished = self._recorder.finished(prepared, accumulator, self._provider_started)
         commit_error: ChatgateError | None = None
         try:
-            await self._service.record(finished.records)
+            await self._recorder.commit(finished.records)
         except ChatgateError as exc:
             commit_error = exc
         for record, sample in zip(finished.records, finished.samples, strict=True):
@@ -179,17 +175,7 @@ class ChatStream:
                 await waiting
         with contextlib.suppress(BaseException):
             await self._prepared.events.aclose()
-        finished = finished_records(
-            self._prepared, self._accumulator, self._provider_started, unfinished_error=CANCELLED
-        )
         # Nobody waits for this commit; the writer drains it on shutdown.
-        self._service.record_in_background(finished.records)
-
-
-async def open_stream(
-    service: ChatService, principal: Principal, request: ChatInput, keepalive_seconds: float
-) -> ChatStream:
-    """Prepare the call and wait for the provider's first event (errors so far are plain v4)."""
-    stream = ChatStream(service, await service.prepare(principal, request), keepalive_seconds)
-    await stream.start()
-    return stream
+        self._recorder.record_abandoned(
+            self._prepared, self._accumulator, self._provider_started, CANCELLED
+        )

@@ -1,4 +1,4 @@
-"""Keeping a call's provider keys out of what the model says.
+"""Keeping a call's provider keys out of everything it stores and returns.
 
 A provider (or a model asked cleverly) can echo the request's credential back: in the reply's
 text, a tool call's arguments, reasoning blocks. Nothing a call stores or returns may contain
@@ -7,7 +7,10 @@ the keys it used, so:
 * :func:`secrets_of` lists every secret part of a credential (a JSON credential such as
   Bedrock's IAM keys holds several);
 * :func:`scrub_sample` removes them from a finished sample (the log and the non-streamed answer);
-* :class:`StreamRedactor` removes them from text streamed to the client as it arrives.
+* :class:`StreamRedactor` removes them from text streamed to the client as it arrives;
+* :func:`scrub` and :func:`scrub_message` remove them from everything else a call keeps (the
+  request's fields, the provider's request and raw responses, error text), replacing each key
+  whole with ``[REDACTED]``.
 
 In model output a key ``K`` becomes ``K[:3] + "[REDACTED]"`` (``sk-[REDACTED]``). Keeping the
 first three characters (a public prefix such as ``sk-``; a few bits of a long random key) is what
@@ -22,6 +25,7 @@ stored output are therefore equal.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -29,7 +33,9 @@ from typing import Any
 import orjson
 
 from chatgate.domain import Sample, ToolCall
-from chatgate.services.recorder import REDACTED
+
+#: What a removed credential becomes (in model output, after the key's first characters).
+REDACTED = "[REDACTED]"
 
 #: Credential fields (of a JSON credential) that are secret; ids and regions are not.
 _SECRET_FIELDS = ("secret", "token", "key", "password")
@@ -37,6 +43,8 @@ _SECRET_FIELDS = ("secret", "token", "key", "password")
 _SHOWN = 3
 #: Shorter "keys" are no real provider's; redacting them would mangle ordinary text.
 _SHORTEST_SECRET = 8
+#: Key-like tokens some providers echo back in error messages (e.g. "sk-ab***yz").
+_MASKED_KEY = re.compile(r"\b(?:sk|gsk|key|cg)[-_][A-Za-z0-9*_\-]{6,}")
 
 
 def secrets_of(api_key: str | None) -> tuple[str, ...]:
@@ -58,6 +66,39 @@ def secrets_of(api_key: str | None) -> tuple[str, ...]:
                 and any(part in str(name).lower() for part in _SECRET_FIELDS)
             ]
     return tuple(found)
+
+
+def scrub(value: Any, secrets: Sequence[str]) -> Any:
+    """``value``, or a copy of it in which no string contains any of ``secrets``."""
+    if not secrets:
+        return value
+    try:
+        # Fast path, taken on nearly every call: one C-speed serialisation shows there is
+        # nothing to remove, and the value is returned as it is.
+        blob = orjson.dumps(value)
+    except TypeError:
+        return _scrub(value, secrets)
+    if any(secret and secret.encode() in blob for secret in secrets):
+        return _scrub(value, secrets)
+    return value
+
+
+def _scrub(value: Any, secrets: Sequence[str]) -> Any:
+    if isinstance(value, str):
+        for secret in secrets:
+            if secret and secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v, secrets) for v in value]
+    return value
+
+
+def scrub_message(message: str, secrets: Sequence[str]) -> str:
+    """Error text: remove the exact keys and anything that looks like a (masked) key."""
+    return _MASKED_KEY.sub(REDACTED, scrub(message, secrets))
 
 
 def _output_secrets(secrets: Sequence[str]) -> list[str]:

@@ -15,7 +15,6 @@ from chatgate.api.schemas.common import ErrorResponse, HTTPValidationError
 from chatgate.api.sse import SSEResponse, frames
 from chatgate.services.auth import Principal
 from chatgate.services.chat import ChatInput
-from chatgate.services.chat_stream import open_stream
 from chatgate.state import AppState
 
 router = APIRouter(tags=["Chats"])
@@ -52,7 +51,7 @@ async def answer(
     if request.stream:
         stream = await unless_client_leaves(
             http_request.scope,
-            open_stream(state.chat, principal, request, state.settings.sse_keepalive_seconds),
+            state.chat.stream(principal, request, state.settings.sse_keepalive_seconds),
         )
         return SSEResponse(frames(request, stream))
     outcome = await unless_client_leaves(http_request.scope, state.chat.chat(principal, request))

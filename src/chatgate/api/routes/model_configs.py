@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from chatgate.api import prompt_file
 from chatgate.api.body import nul_at, openapi_body, parse_body
 from chatgate.api.deps import API_KEY_SECURITY, OrgDep, StateDep, authenticate
 from chatgate.api.errors import json_response
@@ -24,7 +25,6 @@ from chatgate.api.schemas.model_configs import (
     stored_config_request,
 )
 from chatgate.errors import InvalidRequest, NotFound, NotImplementedByServer
-from chatgate.services import prompt_file
 from chatgate.services.auth import Principal
 from chatgate.services.resolve import Resolver
 from chatgate.state import AppState
