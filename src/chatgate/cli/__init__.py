@@ -204,7 +204,7 @@ def logs(
         if project.startswith("pr_"):
             project_id = project
         elif org_id:
-            project_id = store.project_id_by_name(org_id, project)
+            project_id = store.projects.project_id_by_name(org_id, project)
             if project_id is None:
                 err_console.print(f"[red]no project named {project!r} in {org!r}[/red]")
                 raise typer.Exit(1)

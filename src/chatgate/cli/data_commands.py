@@ -43,7 +43,7 @@ def export(
     store = _store(Settings())
     try:
         org_id = _org_id(store, org)
-        project_id = store.project_id_by_name(org_id, project)
+        project_id = store.projects.project_id_by_name(org_id, project)
         if project_id is None:
             err_console.print(f"[red]no project named {project!r} in {org!r}[/red]")
             raise typer.Exit(1)

@@ -13,7 +13,6 @@ from rich.table import Table
 
 from chatgate.cli import _org_id, _store, _when, app, console, err_console
 from chatgate.settings import Settings
-from chatgate.store import projects_repo
 
 environments_app = typer.Typer(
     help="Manage deployment environments (every organisation has 'production').",
@@ -30,12 +29,12 @@ def environments_create(
     """Add an environment; its id is printed on the last line."""
     store = _store(Settings())
     org_id = _org_id(store, org)
-    created = projects_repo.create_environment(store, org_id, name)
+    created = store.projects.create_environment(org_id, name)
     if created is None:
         err_console.print(f"[red]organisation {org!r} already has an environment {name!r}[/red]")
         raise typer.Exit(1)
     err_console.print(f"Created environment {name!r} for {org!r}:")
-    print(created["id"])
+    print(created.id)
 
 
 @environments_app.command("list")
@@ -46,6 +45,6 @@ def environments_list(
     store = _store(Settings())
     org_id = _org_id(store, org)
     table = Table("id", "name", "tag", "created")
-    for env in projects_repo.environments(store, org_id):
-        table.add_row(env["id"], env["name"], env["tag"], _when(env["created_at"]))
+    for env in store.projects.environments(org_id):
+        table.add_row(env.id, env.name, env.tag, _when(env.created_at))
     console.print(table)
