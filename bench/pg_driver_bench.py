@@ -49,8 +49,10 @@ async def compare(url: str, repeat: int) -> list[tuple[str, str, float, float]]:
     store = Store(url)
     store.upgrade()
     org_id = store.orgs.get_or_create_org("bench")
-    project_id = store.get_or_create_project(org_id, "p")
-    config_id = store.get_or_create_config(org_id, "b" * 64, {"model": "gpt-4o"}, None, None)
+    project_id = store.projects.get_or_create_project(org_id, "p")
+    config_id = store.projects.get_or_create_config(
+        org_id, "b" * 64, {"model": "gpt-4o"}, None, None
+    )
     sync_engine = store.engine
     async_engine = create_async_engine(
         url.replace("postgresql://", "postgresql+asyncpg://"),

@@ -78,8 +78,10 @@ def make_record(
 
 def populate(store: Store, rows: int) -> tuple[str, list[str], float]:
     org_id = store.orgs.get_or_create_org("bench")
-    projects = [store.get_or_create_project(org_id, f"project-{p}") for p in range(10)]
-    config_id = store.get_or_create_config(org_id, "b" * 64, {"model": "gpt-4o"}, None, None)
+    projects = [store.projects.get_or_create_project(org_id, f"project-{p}") for p in range(10)]
+    config_id = store.projects.get_or_create_config(
+        org_id, "b" * 64, {"model": "gpt-4o"}, None, None
+    )
     started = time.perf_counter()
     base = time.time() - rows * 0.01
     batch: list[LogRecord] = []
@@ -96,7 +98,9 @@ def populate(store: Store, rows: int) -> tuple[str, list[str], float]:
 async def sustained_writer(
     store: Store, org_id: str, project_id: str, seconds: float, concurrency: int
 ) -> float:
-    config_id = store.get_or_create_config(org_id, "b" * 64, {"model": "gpt-4o"}, None, None)
+    config_id = store.projects.get_or_create_config(
+        org_id, "b" * 64, {"model": "gpt-4o"}, None, None
+    )
     # The writer on the store the server opens: on PostgreSQL asyncpg on this loop, on SQLite
     # the same synchronous engine (and writer thread) as ``store``.
     server_store = Store(store.url, driver="async")

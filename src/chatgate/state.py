@@ -154,7 +154,7 @@ async def open_state(
         feedback=FeedbackService(store),
         sessions=SessionService(store),
         projects=ProjectService(store, resolver),
-        configs=ConfigService(store, resolver, registry),
+        configs=ConfigService(store, resolver, service.provider),
         health=HealthService(writer),
         store=store,
         writer=writer,

@@ -68,8 +68,8 @@ def test_writer_groups_concurrent_records_into_few_transactions(tmp_path: Path) 
     store = Store(f"sqlite:///{tmp_path / 'w.db'}")
     store.upgrade()
     org_id = store.orgs.get_or_create_org("o")
-    project_id = store.get_or_create_project(org_id, "p")
-    config_id = store.get_or_create_config(org_id, "f" * 64, {}, None, None)
+    project_id = store.projects.get_or_create_project(org_id, "p")
+    config_id = store.projects.get_or_create_config(org_id, "f" * 64, {}, None, None)
     commits: list[int] = []
     original = store.insert_logs
 

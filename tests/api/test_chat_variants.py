@@ -151,18 +151,16 @@ def test_chat_deployed_stream(hl: Humanloop) -> None:
 
 
 def test_chat_deployed_follows_the_named_environment(hl: Humanloop, server: RunningServer) -> None:
-    from chatgate.store import projects_repo
-
     store = server.store()
     org_id = store.orgs.org_id_by_name("acme")
     assert org_id is not None
-    staging = projects_repo.create_environment(store, org_id, "staging")
+    staging = store.projects.create_environment(org_id, "staging")
     assert staging is not None
     store.close()
     project_id, prod_config = deploy(hl, "envs", provider="mock", model="m")
     staged = register(hl, project="envs", provider="mock", model="m", temperature=0.5)
     hl.projects.deploy_config(
-        project_id=project_id, config_id=staged.config.id, environments=[{"id": staging["id"]}]
+        project_id=project_id, config_id=staged.config.id, environments=[{"id": staging.id}]
     )
     ask: dict[str, Any] = {
         "project": "envs",

@@ -37,13 +37,13 @@ def test_async_store_runs_the_sync_store_code_on_asyncpg(postgres_url: str) -> N
         assert store.is_async and store.engine.dialect.driver == "asyncpg"
         await store.call(store.upgrade)
         org_id = await store.call(store.orgs.get_or_create_org, "acme")
-        project_id = await store.call(store.get_or_create_project, org_id, "p")
-        assert await store.call(store.project_id_by_name, org_id, "p") == project_id
+        project_id = await store.call(store.projects.get_or_create_project, org_id, "p")
+        assert await store.call(store.projects.project_id_by_name, org_id, "p") == project_id
         # Concurrent calls interleave on the loop, each on its own pooled connection.
         found = await asyncio.gather(
-            *(store.call(store.project, org_id, project_id) for _ in range(20))
+            *(store.call(store.projects.project, org_id, project_id) for _ in range(20))
         )
-        assert {row["id"] for row in found if row} == {project_id}
+        assert {row.id for row in found if row} == {project_id}
         # The same code outside the bridge cannot reach asyncpg: nothing runs it in a thread.
         with pytest.raises(sa.exc.MissingGreenlet):
             store.orgs.count_orgs()

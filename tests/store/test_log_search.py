@@ -32,8 +32,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 def _fill(store: Store) -> tuple[str, str]:
     org_id = store.orgs.get_or_create_org("acme")
-    project_id = store.get_or_create_project(org_id, "p")
-    config_id = store.get_or_create_config(org_id, "c" * 64, {"model": "m"}, None, None)
+    project_id = store.projects.get_or_create_project(org_id, "p")
+    config_id = store.projects.get_or_create_config(org_id, "c" * 64, {"model": "m"}, None, None)
     now = time.time()
 
     def log(i: int, **fields: object) -> LogRecord:

@@ -23,8 +23,8 @@ class SmallWalWriter(LogWriter):
 
 def _records(store: Store, count: int) -> list[LogRecord]:
     org_id = store.orgs.get_or_create_org("acme")
-    project_id = store.get_or_create_project(org_id, "p")
-    config_id = store.get_or_create_config(org_id, "c" * 64, {"model": "m"}, None, None)
+    project_id = store.projects.get_or_create_project(org_id, "p")
+    config_id = store.projects.get_or_create_config(org_id, "c" * 64, {"model": "m"}, None, None)
     return [
         LogRecord(
             id=f"data_{i:08d}",

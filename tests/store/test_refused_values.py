@@ -17,7 +17,7 @@ from chatgate.store.sql import Store, as_chatgate_error
 
 def _statements(store: Store, org_id: str) -> list[Callable[[], Any]]:
     def nul_in_text() -> Any:
-        return store.get_or_create_project(org_id, "a\x00b")
+        return store.projects.get_or_create_project(org_id, "a\x00b")
 
     def beyond_an_integer() -> Any:
         with store.engine.connect() as connection:

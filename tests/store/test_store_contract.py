@@ -36,8 +36,8 @@ def store(database_url: str) -> Iterator[Store]:
 
 
 def record(store: Store, org_id: str, log_id: str, **fields: object) -> LogRecord:
-    project_id = store.get_or_create_project(org_id, "p")
-    config_id = store.get_or_create_config(org_id, "c" * 64, {"model": "m"}, None, None)
+    project_id = store.projects.get_or_create_project(org_id, "p")
+    config_id = store.projects.get_or_create_config(org_id, "c" * 64, {"model": "m"}, None, None)
     values: dict[str, object] = {
         "id": log_id,
         "org_id": org_id,
@@ -84,7 +84,7 @@ def test_get_or_create_is_safe_under_concurrency(store: Store) -> None:
     results: list[str] = []
 
     def create() -> None:
-        results.append(store.get_or_create_project(org_id, "raced"))
+        results.append(store.projects.get_or_create_project(org_id, "raced"))
 
     threads = [threading.Thread(target=create) for _ in range(8)]
     for thread in threads:
@@ -96,14 +96,19 @@ def test_get_or_create_is_safe_under_concurrency(store: Store) -> None:
 
 def test_rows_are_scoped_to_their_organisation(store: Store) -> None:
     acme, globex = store.orgs.get_or_create_org("acme"), store.orgs.get_or_create_org("globex")
-    project = store.get_or_create_project(acme, "shared-name")
-    assert store.get_or_create_project(globex, "shared-name") != project
-    assert store.project(globex, project) is None and store.project(acme, project) is not None
-    session = store.get_or_create_session(acme, "ref")
-    assert store.session(globex, session) is None
-    config = store.get_or_create_config(acme, "f" * 64, {"model": "m"}, "n", None)
-    assert store.get_or_create_config(acme, "f" * 64, {"model": "m"}, "other", None) == config
-    assert store.config(globex, config) is None
+    project = store.projects.get_or_create_project(acme, "shared-name")
+    assert store.projects.get_or_create_project(globex, "shared-name") != project
+    assert (
+        store.projects.project(globex, project) is None
+        and store.projects.project(acme, project) is not None
+    )
+    session = store.projects.get_or_create_session(acme, "ref")
+    assert store.projects.session(globex, session) is None
+    config = store.projects.get_or_create_config(acme, "f" * 64, {"model": "m"}, "n", None)
+    assert (
+        store.projects.get_or_create_config(acme, "f" * 64, {"model": "m"}, "other", None) == config
+    )
+    assert store.projects.config(globex, config) is None
     store.insert_logs([record(store, acme, "data_a1")])
     assert store.log(globex, "data_a1") is None and store.log(acme, "data_a1") is not None
     assert store.log_ref(globex, log_id="data_a1") is None
@@ -111,7 +116,7 @@ def test_rows_are_scoped_to_their_organisation(store: Store) -> None:
 
 def test_log_round_trip_keeps_every_field(store: Store) -> None:
     org_id = store.orgs.get_or_create_org("acme")
-    session_id = store.get_or_create_session(org_id, "s-1")
+    session_id = store.projects.get_or_create_session(org_id, "s-1")
     parent = record(store, org_id, "data_parent", session_id=session_id, reference_id="ref-1")
     child = record(
         store,

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from chatgate.api.render import model_config_response
+from chatgate.api.render import feedback_type_response, model_config_response
+from chatgate.domain.projects import ConfigRow, ConfigUse, Deployment, ProjectRow
 from chatgate.moments import iso
-from chatgate.store.projects_repo import ConfigUse
+from chatgate.services.configs import ActiveConfig
+from chatgate.services.projects import ProjectView
 
 
-def config_response(config: dict[str, Any]) -> dict[str, Any]:
-    """A model_configs row as the v4 ``ModelConfigResponse``."""
-    return model_config_response(
-        config["id"], config["body"], config["name"], config["description"]
-    )
+def config_response(config: ConfigRow) -> dict[str, Any]:
+    """A stored model config as the v4 ``ModelConfigResponse``."""
+    return model_config_response(config.id, config.body, config.name, config.description)
 
 
-def project_config_response(project: dict[str, Any], use: ConfigUse) -> dict[str, Any]:
+def project_config_response(project: ProjectRow, use: ConfigUse) -> dict[str, Any]:
     """The v4 ``ProjectConfigResponse``: a config in a project, with its usage there."""
     return {
-        "project_id": project["id"],
-        "project_name": project["name"],
+        "project_id": project.id,
+        "project_name": project.name,
         "created_at": iso(use.created_at),
         "updated_at": iso(use.updated_at),
         "last_used": iso(use.last_used),
@@ -34,48 +34,44 @@ def project_config_response(project: dict[str, Any], use: ConfigUse) -> dict[str
     }
 
 
-def project_response(
-    project: dict[str, Any],
-    *,
-    data_count: int,
-    active: ConfigUse | None,
-    feedback_types: list[dict[str, Any]],
-) -> dict[str, Any]:
+def project_response(view: ProjectView) -> dict[str, Any]:
     """The v4 ``ProjectResponse``. ``team_id`` is the organisation's id."""
+    project, active = view.project, view.active
     return {
-        "id": project["id"],
-        "name": project["name"],
+        "id": project.id,
+        "name": project.name,
         "active_config": project_config_response(project, active) if active else None,
         "users": [],
-        "data_count": data_count,
-        "feedback_types": feedback_types,
-        "team_id": project["org_id"],
+        "data_count": view.data_count,
+        "feedback_types": [feedback_type_response(row) for row in view.feedback_types],
+        "team_id": project.org_id,
         "config_type": "model" if active else None,
         "active_evaluators": [],
         "directory_id": None,
-        "created_at": iso(project["created_at"]),
-        "updated_at": iso(project["updated_at"]),
+        "created_at": iso(project.created_at),
+        "updated_at": iso(project.updated_at),
     }
 
 
-def active_config_response(
-    project: dict[str, Any], use: ConfigUse, environment_id: str
-) -> dict[str, Any]:
+def active_config_response(active: ActiveConfig) -> dict[str, Any]:
     """The v4 ``GetModelConfigResponse``: the config deployed to one environment."""
-    return {**project_config_response(project, use), "environment_id": environment_id}
-
-
-def deployment_response(project: dict[str, Any], deployment: dict[str, Any]) -> dict[str, Any]:
-    """The v4 ``EnvironmentProjectConfigResponse`` (config keys ``null`` when none is deployed)."""
-    env, config = deployment["environment"], deployment["config"]
     return {
-        "project_id": project["id"],
-        "project_name": project["name"],
-        "model_config_id": config["id"] if config else None,
-        "model_config_name": config["name"] if config else None,
-        "environment_id": env["id"],
-        "environment_name": env["name"],
-        "environment_tag": env["tag"],
+        **project_config_response(active.project, active.use),
+        "environment_id": active.environment.id,
+    }
+
+
+def deployment_response(project: ProjectRow, deployment: Deployment) -> dict[str, Any]:
+    """The v4 ``EnvironmentProjectConfigResponse`` (config keys ``null`` when none is deployed)."""
+    env, config = deployment.environment, deployment.config
+    return {
+        "project_id": project.id,
+        "project_name": project.name,
+        "model_config_id": config.id if config else None,
+        "model_config_name": config.name if config else None,
+        "environment_id": env.id,
+        "environment_name": env.name,
+        "environment_tag": env.tag,
     }
 
 

@@ -66,6 +66,7 @@ def _exclusive(where: Placement, first: str, second: str, loc: Loc) -> None:
 class Resolver:
     def __init__(self, store: Store, *, project_cache_seconds: float = 10.0) -> None:
         self._store = store
+        self._repo = store.projects
         self._project_ttl = project_cache_seconds
         #: key -> (project id, monotonic time the answer expires)
         self._projects = _BoundedCache()
@@ -119,7 +120,7 @@ class Resolver:
         if project_id is not None:
             key = (org_id, "id", project_id)
             if self._cached_project(key) is None:
-                if await self._store.call(self._store.project, org_id, project_id) is None:
+                if await self._store.call(self._repo.project, org_id, project_id) is None:
                     raise NotFound(f"project '{project_id}' not found")
                 self._cache_project(key, project_id)
             return project_id
@@ -132,7 +133,7 @@ class Resolver:
         key = (org_id, "name", name)
         found = self._cached_project(key)
         if found is None:
-            found = await self._store.call(self._store.get_or_create_project, org_id, name)
+            found = await self._store.call(self._repo.get_or_create_project, org_id, name)
             self._cache_project(key, found)
         return found
 
@@ -161,7 +162,7 @@ class Resolver:
         if session_id is not None:
             key = (org_id, "id", session_id)
             if key not in self._sessions:
-                if await self._store.call(self._store.session, org_id, session_id) is None:
+                if await self._store.call(self._repo.session, org_id, session_id) is None:
                     raise NotFound(f"session '{session_id}' not found")
                 self._sessions.put(key, session_id)
             return session_id
@@ -170,13 +171,14 @@ class Resolver:
         key = (org_id, "ref", reference_id)
         found = self._sessions.get(key)
         if found is None:
-            found = await self._store.call(self._store.get_or_create_session, org_id, reference_id)
+            found = await self._store.call(self._repo.get_or_create_session, org_id, reference_id)
             self._sessions.put(key, found)
         return str(found)
 
     async def parent(
         self, org_id: str, *, parent_id: str | None, reference_id: str | None
     ) -> LogRef | None:
+        # TODO(issue 13): self._store.logs.log_ref once LogsRepo holds it (the logs branch).
         if parent_id is not None:
             ref = await self._store.call(self._store.log_ref, org_id, log_id=parent_id)
             if ref is None:
@@ -195,7 +197,7 @@ class Resolver:
         found = self._configs.get(key)
         if found is None:
             found = await self._store.call(
-                self._store.get_or_create_config,
+                self._repo.get_or_create_config,
                 org_id,
                 fingerprint,
                 config.identity(),

@@ -1,12 +1,8 @@
-"""v4 Model Configs: register a config in a project, read one, and the ``.prompt`` text format.
-
-Registration shares the chat path's identity rule (fingerprint get-or-create through the
-Resolver's cache): the same parameters give the same ``config_…`` id however they arrive.
-"""
+"""v4 Model Configs: register a config in a project, read one, and the ``.prompt`` text format
+(services/configs.py holds the rules; the ``.prompt`` format is parsed and written here, at the
+edge)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -24,39 +20,14 @@ from chatgate.api.schemas.model_configs import (
     ProjectModelConfigRequest,
     stored_config_request,
 )
-from chatgate.errors import InvalidRequest, NotFound, NotImplementedByServer
-from chatgate.services.auth import Principal
-from chatgate.services.resolve import Resolver
-from chatgate.state import AppState
-from chatgate.store import projects_repo
+from chatgate.errors import InvalidRequest, NotImplementedByServer
 
 router = APIRouter(tags=["Model Configs"], dependencies=NO_NUL)
 
 
-def resolver_of(request: Request) -> Resolver:
-    state: AppState = request.app.state.chatgate
-    return state.resolver
-
-
-async def _config_id(
-    request: Request, state: AppState, principal: Principal, config: ModelConfigChatRequest
-) -> str:
-    """Validate a wire config as the chat path would, then get-or-create its id."""
-    linked = [t.id for t in config.tools or [] if isinstance(t, LinkedToolRequest)]
-    if linked:
-        raise NotFound(
-            f"tool '{linked[0]}' not found: this server has no organisation tools; define the "
-            "tool inline in tools"
-        )
-    state.chat.provider(config.provider)  # 422 for an unknown provider, as /v4/chat
-    return await resolver_of(request).config(principal.org_id, config_to_domain(config))
-
-
-async def _stored(state: AppState, principal: Principal, config_id: str) -> dict[str, Any]:
-    row = await state.store.call(state.store.config, principal.org_id, config_id)
-    if row is None:
-        raise NotFound(f"model config '{config_id}' not found")
-    return row
+def _linked_tool_ids(config: ModelConfigChatRequest) -> tuple[str, ...]:
+    """Organisation tools the config links to by id (the domain config holds inline ones)."""
+    return tuple(t.id for t in config.tools or [] if isinstance(t, LinkedToolRequest))
 
 
 @router.post(
@@ -70,42 +41,32 @@ async def register(request: Request) -> Response:
     state, principal = await authenticate(request)
     body = await parse_body(request, ProjectModelConfigRequest, state.settings.max_body_bytes)
     if body.prompt_template is not None:
+        # The domain config cannot hold one: refused while the request is still its own format.
         raise NotImplementedByServer(
             "completion model configs (prompt_template) are not supported by chatgate; "
             "use chat_template"
         )
-    if body.project is None and body.project_id is None:
-        raise InvalidRequest.at(
-            ("body", "project"),
-            "either project or project_id must be provided",
-            "value_error.missing",
-        )
-    org_id = principal.org_id
-    project_id = await resolver_of(request).project(
-        org_id, name=body.project, project_id=body.project_id
-    )
     config = ModelConfigChatRequest.model_validate(
         body.model_dump(exclude={"project", "project_id", "prompt_template"}, exclude_unset=True)
     )
-    config_id = await _config_id(request, state, principal, config)
-    store = state.store
-    await store.call(projects_repo.register_config, store, org_id, project_id, config_id)
-    project = await store.call(projects_repo.project, store, org_id, project_id)
-    uses = await store.call(projects_repo.config_uses, store, org_id, project_id, [config_id])
-    if project is None or not uses:
-        raise NotFound(f"project '{project_id}' not found")  # deleted meanwhile
-    return json_response(project_config_response(project, uses[0]))
+    registered = await state.configs.register(
+        principal.org_id,
+        config_to_domain(config),
+        project=body.project,
+        project_id=body.project_id,
+        linked_tool_ids=_linked_tool_ids(config),
+    )
+    return json_response(project_config_response(registered.project, registered.use))
 
 
 @router.get("/model-configs/{id}", summary="Get", operation_id="ModelConfigs_get")
 async def get(id: str, principal: OrgDep, state: StateDep) -> Response:
-    row = await _stored(state, principal, id)
-    return json_response(config_response(row))
+    return json_response(config_response(await state.configs.get(principal.org_id, id)))
 
 
 @router.post("/model-configs/{id}/export", summary="Export", operation_id="ModelConfigs_export")
 async def export(id: str, principal: OrgDep, state: StateDep) -> Response:
-    row = await _stored(state, principal, id)
+    row = await state.configs.get(principal.org_id, id)
     return json_response(prompt_file.serialize(stored_config_request(row)))
 
 
@@ -140,5 +101,7 @@ async def deserialize(request: Request) -> Response:
             "strings must not contain NUL characters (U+0000)",
             "string_nul",
         )
-    config_id = await _config_id(request, state, principal, config)
-    return json_response(config_response(await _stored(state, principal, config_id)))
+    row = await state.configs.add(
+        principal.org_id, config_to_domain(config), linked_tool_ids=_linked_tool_ids(config)
+    )
+    return json_response(config_response(row))

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import Field, ValidationError
 
 from chatgate.api.schemas.chat import ModelConfigChatRequest, _ChatRequestBase
 from chatgate.api.schemas.common import _Lenient
+from chatgate.domain.projects import ConfigRow
 from chatgate.errors import BadRequest, NotImplementedByServer
 
 
@@ -39,8 +38,8 @@ class Body_ModelConfigs_deserialize(_Lenient):
     config: str = Field(description="A .prompt file's text")
 
 
-def stored_config_request(row: dict[str, Any]) -> ModelConfigChatRequest:
-    """A stored config (model_configs row: identity body, name, description) as the request
+def stored_config_request(row: ConfigRow) -> ModelConfigChatRequest:
+    """A stored config (its identity body, name, description) as the request
     model /v4/chat takes, so every chat endpoint turns a config into a call the same way.
 
     The identity body has exactly ModelConfigChatRequest's fields, and turning it back into a
@@ -48,14 +47,14 @@ def stored_config_request(row: dict[str, Any]) -> ModelConfigChatRequest:
     A config recorded with ``POST /v4/logs`` may hold what no chat config can (a
     ``prompt_template``, a penalty of 5): that is the caller's 4xx, not a 500.
     """
-    if "prompt_template" in row["body"]:
+    if "prompt_template" in row.body:
         raise NotImplementedByServer(
-            f"model config '{row['id']}' is a completion config (prompt_template), which "
+            f"model config '{row.id}' is a completion config (prompt_template), which "
             "chatgate does not support; use a chat config"
         )
     try:
         return ModelConfigChatRequest.model_validate(
-            {**row["body"], "name": row["name"], "description": row["description"]}
+            {**row.body, "name": row.name, "description": row.description}
         )
     except ValidationError as exc:
         problems = "; ".join(
@@ -63,6 +62,5 @@ def stored_config_request(row: dict[str, Any]) -> ModelConfigChatRequest:
             for e in exc.errors(include_url=False, include_input=False)
         )
         raise BadRequest(
-            f"model config '{row['id']}' was logged with values a chat config cannot have "
-            f"({problems})"
+            f"model config '{row.id}' was logged with values a chat config cannot have ({problems})"
         ) from None

@@ -3,14 +3,19 @@ the spec for these, so unknown keys are ignored)."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from chatgate.api.schemas.common import _Lenient
+from chatgate.domain.projects import ProjectSortBy, SortOrder
 
-ProjectSortBy = Literal["created_at", "updated_at", "name"]
-SortOrder = Literal["asc", "desc"]
+__all__ = [
+    "CreateProjectRequest",
+    "EnvironmentProjectConfigRequest",
+    "EnvironmentRequest",
+    "ProjectSortBy",
+    "SortOrder",
+    "UpdateProjectRequest",
+]
 
 
 class CreateProjectRequest(_Lenient):
