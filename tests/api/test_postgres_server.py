@@ -79,7 +79,7 @@ def test_concurrent_calls_each_get_one_log_on_postgres(pg_server: RunningServer)
         thread.join()
     store = pg_server.store()
     org_id = store.orgs.org_id_by_name("acme")
-    stored = {row["id"] for row in store.recent_logs(org_id=org_id, limit=1000)}
+    stored = {row.id for row in store.logs.recent_logs(org_id=org_id, limit=1000)}
     assert stored == set(ids) and len(ids) == 160
 
 
