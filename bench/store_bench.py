@@ -127,7 +127,9 @@ def list_latency(
     samples = []
     for i in range(repeats):
         started = time.perf_counter()
-        rows = store.logs.recent_logs(org_id=org_id, project_id=projects[i % len(projects)], limit=50)
+        rows = store.logs.recent_logs(
+            org_id=org_id, project_id=projects[i % len(projects)], limit=50
+        )
         samples.append(time.perf_counter() - started)
         assert len(rows) == 50
     samples.sort()

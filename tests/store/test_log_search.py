@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from chatgate.domain import LogRecord
-from chatgate.store import schema as t
 from chatgate.domain.logs import LogFilter
+from chatgate.store import schema as t
 from chatgate.store.logs_repo import LogsRepo
 from chatgate.store.sql import Store
 
