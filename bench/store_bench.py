@@ -21,7 +21,7 @@ from pathlib import Path
 
 from chatgate import ids
 from chatgate.domain import LogRecord
-from chatgate.store.logs_repo import LogFilter, LogsRepo
+from chatgate.domain.logs import LogFilter
 from chatgate.store.sql import Store
 from chatgate.store.writer import LogWriter
 
@@ -131,7 +131,9 @@ def list_latency(
     samples = []
     for i in range(repeats):
         started = time.perf_counter()
-        rows = store.recent_logs(org_id=org_id, project_id=projects[i % len(projects)], limit=50)
+        rows = store.logs.recent_logs(
+            org_id=org_id, project_id=projects[i % len(projects)], limit=50
+        )
         samples.append(time.perf_counter() - started)
         assert len(rows) == 50
     samples.sort()
@@ -142,12 +144,11 @@ def api_list_latency(
     store: Store, org_id: str, projects: list[str], repeats: int, **filters: str
 ) -> float:
     """Median ms of one page (50, newest first, with the total) as GET /v4/logs computes it."""
-    repo = LogsRepo(store)
     samples = []
     for i in range(repeats):
         where = LogFilter(project_id=projects[i % len(projects)], **filters)  # type: ignore[arg-type]
         started = time.perf_counter()
-        repo.list_logs(org_id, where, offset=0, limit=50)
+        store.logs.list_logs(org_id, where, offset=0, limit=50)
         samples.append(time.perf_counter() - started)
     return statistics.median(samples) * 1000
 

@@ -53,9 +53,6 @@ class AppState:
     projects: ProjectService
     configs: ConfigService
     health: HealthService
-    # TODO(issue 13): removed once every route calls a service.
-    store: Store
-    writer: LogWriter
 
 
 _LAST_USED_FLUSH_SECONDS = 30.0
@@ -156,8 +153,6 @@ async def open_state(
         projects=ProjectService(store, resolver),
         configs=ConfigService(store, resolver, service.provider),
         health=HealthService(writer),
-        store=store,
-        writer=writer,
     )
     flusher = asyncio.create_task(_flush_last_used(auth, store))
     try:

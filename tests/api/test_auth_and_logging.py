@@ -101,4 +101,4 @@ def test_writer_groups_concurrent_records_into_few_transactions(tmp_path: Path) 
     asyncio.run(main())
     assert sum(commits) == 200
     assert len(commits) < 20  # many callers share one transaction
-    assert len(store.recent_logs(org_id=org_id, limit=500)) == 200
+    assert len(store.logs.recent_logs(org_id=org_id, limit=500)) == 200

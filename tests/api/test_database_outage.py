@@ -90,7 +90,7 @@ def health(server: RunningServer) -> tuple[int, dict[str, Any]]:
 def stored_ids(server: RunningServer) -> list[str]:
     store = server.store()
     org_id = store.orgs.org_id_by_name("acme")
-    ids = [row["id"] for row in store.recent_logs(org_id=org_id, limit=1_000_000)]
+    ids = [row.id for row in store.logs.recent_logs(org_id=org_id, limit=1_000_000)]
     store.close()
     return ids
 

@@ -56,7 +56,7 @@ def test_log_is_durably_stored_and_read_back_with_every_field(
 
     # The 200 means committed: another connection to the database file sees the row.
     store = server.store()
-    assert store.log(store.orgs.org_id_by_name("acme") or "", created.id) is not None
+    assert store.logs.log(store.orgs.org_id_by_name("acme") or "", created.id) is not None
     store.close()
 
     got = hl.logs.get(id=created.id)

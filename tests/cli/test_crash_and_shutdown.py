@@ -90,7 +90,7 @@ def test_kill_9_under_load_loses_no_acknowledged_call(
     url = env.get("CHATGATE_DATABASE_URL") or f"sqlite:///{tmp_path / 'chatgate.db'}"
     store = Store(url)
     org_id = store.orgs.org_id_by_name("acme")
-    stored = [row["id"] for row in store.recent_logs(org_id=org_id, limit=1_000_000)]
+    stored = [row.id for row in store.logs.recent_logs(org_id=org_id, limit=1_000_000)]
     store.close()
     assert len(stored) == len(set(stored))
     missing = set(acknowledged) - set(stored)
@@ -125,8 +125,8 @@ def test_sigterm_finishes_in_flight_streams_and_drains(tmp_path: Path, fake: Fak
     log_id = events[0]["data"][0]["id"]
     store = Store(f"sqlite:///{tmp_path / 'chatgate.db'}")
     org_id = store.orgs.org_id_by_name("acme")
-    row = store.log(org_id, log_id) if org_id else None
-    assert row is not None and row["output"] == "Echo: one two three four five six seven eight"
+    row = store.logs.log(org_id, log_id) if org_id else None
+    assert row is not None and row.output == "Echo: one two three four five six seven eight"
 
 
 def test_sigterm_during_a_database_outage_exits_0_with_the_calls_journaled(

@@ -148,6 +148,6 @@ def test_importing_another_organisations_ids_is_refused(
     store = server.store()
     try:
         globex = store.orgs.org_id_by_name("globex")
-        assert store.recent_logs(org_id=globex) == []
+        assert store.logs.recent_logs(org_id=globex) == []
     finally:
         store.close()

@@ -101,4 +101,4 @@ def test_two_workers_share_the_port_and_the_database(
     store = Store(database_url)
     org_id = store.orgs.org_id_by_name("default")
     assert org_id
-    assert len(store.recent_logs(org_id=org_id, limit=1000)) == 320
+    assert len(store.logs.recent_logs(org_id=org_id, limit=1000)) == 320

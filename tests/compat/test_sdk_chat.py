@@ -246,9 +246,9 @@ def test_provider_error_keeps_status_and_is_logged(
     store = server.store()
     org_id = store.orgs.org_id_by_name("acme")
     project_id = store.projects.project_id_by_name(org_id, "errs")
-    [row] = store.recent_logs(org_id=org_id, project_id=project_id)
-    assert row["error"] == "Rate limit reached for gpt-4o"
-    assert row["output"] is None
+    [row] = store.logs.recent_logs(org_id=org_id, project_id=project_id)
+    assert row.error == "Rate limit reached for gpt-4o"
+    assert row.output is None
 
 
 def test_provider_keys_never_stored_or_returned(

@@ -24,8 +24,8 @@ def test_a_chat_call_through_the_services_is_logged(services: Services) -> None:
     log_id = services.run(work)
     store = services.store()
     try:
-        assert store.log(services.acme.org_id, log_id) is not None
-        assert store.log(services.globex.org_id, log_id) is None
+        assert store.logs.log(services.acme.org_id, log_id) is not None
+        assert store.logs.log(services.globex.org_id, log_id) is None
     finally:
         store.close()
     assert [c.config.model for c in services.wire.calls] == ["m"]

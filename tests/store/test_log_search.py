@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from chatgate.domain import LogRecord
+from chatgate.domain.logs import LogFilter
 from chatgate.store import schema as t
-from chatgate.store.logs_repo import LogFilter, LogsRepo
+from chatgate.store.logs_repo import LogsRepo
 from chatgate.store.sql import Store
 
 FILLER = 2_000
@@ -67,8 +68,8 @@ def _fill(store: Store) -> tuple[str, str]:
 
 
 def _ids(store: Store, org_id: str, where: LogFilter) -> list[str]:
-    page = LogsRepo(store).list_logs(org_id, where, offset=0, limit=50)
-    return sorted(row["id"] for row in page.rows)
+    page = store.logs.list_logs(org_id, where, offset=0, limit=50)
+    return sorted(row.id for row in page.rows)
 
 
 def test_searches_match_case_insensitive_substrings_on_both_backends(store: Store) -> None:

@@ -110,8 +110,9 @@ def test_rows_are_scoped_to_their_organisation(store: Store) -> None:
     )
     assert store.projects.config(globex, config) is None
     store.insert_logs([record(store, acme, "data_a1")])
-    assert store.log(globex, "data_a1") is None and store.log(acme, "data_a1") is not None
-    assert store.log_ref(globex, log_id="data_a1") is None
+    assert store.logs.log(globex, "data_a1") is None
+    assert store.logs.log(acme, "data_a1") is not None
+    assert store.logs.log_ref(globex, log_id="data_a1") is None
 
 
 def test_log_round_trip_keeps_every_field(store: Store) -> None:
@@ -149,7 +150,7 @@ def test_log_round_trip_keeps_every_field(store: Store) -> None:
         sample_index=1,
     )
     store.insert_logs([parent, child])
-    row = store.log(org_id, "data_child")
+    row = store.logs.log(org_id, "data_child")
     assert row is not None
     for field in (
         "inputs",
@@ -175,14 +176,14 @@ def test_log_round_trip_keeps_every_field(store: Store) -> None:
         "sample_index",
         "created_at",
     ):
-        assert row[field] == getattr(child, field), field
-    assert row["project_name"] == "p" and row["session_reference_id"] == "s-1"
-    assert row["parent_reference_id"] == "ref-1"
-    ref = store.log_ref(org_id, reference_id="ref-1")
+        assert getattr(row, field) == getattr(child, field), field
+    assert row.project_name == "p" and row.session_reference_id == "s-1"
+    assert row.parent_reference_id == "ref-1"
+    ref = store.logs.log_ref(org_id, reference_id="ref-1")
     assert ref is not None and ref.id == "data_parent" and ref.session_id == session_id
-    summary = store.session_summary(org_id, session_id)
-    assert summary is not None and summary["datapoints_count"] == 2
-    assert [r["id"] for r in store.recent_logs(org_id=org_id)] == ["data_child", "data_parent"]
+    summary = store.logs.session_summary(org_id, session_id)
+    assert summary is not None and summary.datapoints_count == 2
+    assert [r.id for r in store.logs.recent_logs(org_id=org_id)] == ["data_child", "data_parent"]
 
 
 def test_duplicate_log_ids_are_refused(store: Store) -> None:
@@ -223,15 +224,15 @@ def test_migrating_a_populated_database_keeps_its_data(database_url: str) -> Non
     insert_as_then(store, record(store, org_id, "data_0003", output="also kept", prompt_tokens=9))
     store.upgrade()
     for log_id, output in (("data_old", "kept"), ("data_0003", "also kept")):
-        row = store.log(org_id, log_id)
-        assert row is not None and row["output"] == output
+        row = store.logs.log(org_id, log_id)
+        assert row is not None and row.output == output
         # logs from before 0005 did not say: null, never an invented zero
-        assert row["cache_read_tokens"] is None and row["cache_write_tokens"] is None
+        assert row.cache_read_tokens is None and row.cache_write_tokens is None
     store.insert_logs(
         [record(store, org_id, "data_new", cache_read_tokens=3, cache_write_tokens=4)]
     )
-    new = store.log(org_id, "data_new")
-    assert new is not None and (new["cache_read_tokens"], new["cache_write_tokens"]) == (3, 4)
+    new = store.logs.log(org_id, "data_new")
+    assert new is not None and (new.cache_read_tokens, new.cache_write_tokens) == (3, 4)
     with store.engine.connect() as connection:
         assert (
             compare_metadata(

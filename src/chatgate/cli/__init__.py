@@ -6,6 +6,7 @@ error whose message is printed (no traceback) with a non-zero exit code.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from typing import Annotated
@@ -191,25 +192,24 @@ def logs(
             raise fail(exc) from None
     if as_json:
         for row in rows:
-            row.pop("org_id", None)
-            sys.stdout.write(orjson.dumps(row, default=str).decode() + "\n")
+            fields = dataclasses.asdict(row)
+            fields.pop("org_id", None)
+            sys.stdout.write(orjson.dumps(fields, default=str).decode() + "\n")
         return
     table = Table("created", "id", "project", "model", "finish", "tokens", "ms", "output / error")
     for row in rows:
         tokens = (
-            f"{row['prompt_tokens']}+{row['output_tokens']}"
-            if row["prompt_tokens"] is not None
-            else "-"
+            f"{row.prompt_tokens}+{row.output_tokens}" if row.prompt_tokens is not None else "-"
         )
-        text = row["error"] or (row["output"] or "")
+        text = row.error or (row.output or "")
         table.add_row(
-            _when(row["created_at"]),
-            row["id"],
-            row["project_name"],
-            f"{row['provider']}/{row['model']}",
-            row["finish_reason"] or "-",
+            _when(row.created_at),
+            row.id,
+            row.project_name,
+            f"{row.provider}/{row.model}",
+            row.finish_reason or "-",
             tokens,
-            f"{row['duration'] * 1000:.0f}" if row["duration"] is not None else "-",
+            f"{row.duration * 1000:.0f}" if row.duration is not None else "-",
             text.replace("\n", " ")[:60],
         )
     console.print(table)

@@ -8,8 +8,8 @@ project is a 404 like a missing one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from chatgate.domain.logs import FeedbackType
 from chatgate.domain.projects import ConfigUse, ProjectRow, ProjectSortBy, SortOrder
 from chatgate.errors import BadRequest, NotFound
 from chatgate.services.resolve import Resolver
@@ -25,7 +25,7 @@ class ProjectView:
     #: The config deployed to the default environment, with its use in the project.
     active: ConfigUse | None
     #: The project's feedback types as the feedback feature stores them.
-    feedback_types: list[dict[str, Any]]
+    feedback_types: list[FeedbackType]
 
 
 @dataclass(frozen=True, slots=True)

@@ -178,14 +178,15 @@ class Resolver:
     async def parent(
         self, org_id: str, *, parent_id: str | None, reference_id: str | None
     ) -> LogRef | None:
-        # TODO(issue 13): self._store.logs.log_ref once LogsRepo holds it (the logs branch).
         if parent_id is not None:
-            ref = await self._store.call(self._store.log_ref, org_id, log_id=parent_id)
+            ref = await self._store.call(self._store.logs.log_ref, org_id, log_id=parent_id)
             if ref is None:
                 raise NotFound(f"parent log '{parent_id}' not found")
             return ref
         if reference_id is not None:
-            ref = await self._store.call(self._store.log_ref, org_id, reference_id=reference_id)
+            ref = await self._store.call(
+                self._store.logs.log_ref, org_id, reference_id=reference_id
+            )
             if ref is None:
                 raise NotFound(f"parent log with reference id '{reference_id}' not found")
             return ref

@@ -1,18 +1,19 @@
-"""Store queries behind the Logs, Feedback and Sessions endpoints and the JSONL export/import.
+"""Logs, their feedback, the projects' feedback types and session summaries; the JSON Lines
+export and import.
 
-Kept apart from ``sql.Store`` (which serves the chat hot path) but built on it: the same engine,
-the same rule that every lookup by id also takes the caller's ``org_id``, so a row of another
-organisation is indistinguishable from a missing one. Methods are synchronous and short; routes
-call them through ``Store.call``. Log *inserts* go through the group-commit ``LogWriter``
-like chat logs, except a POST /v4/logs that brings columns a chat never sets or feedback: those
-logs are inserted here, with their extras, in one transaction (:meth:`insert_complete_logs`).
+Synchronous and short like every repository; the server runs them through ``Store.call``. Every
+lookup by id also takes the caller's ``org_id``, so a row of another organisation is
+indistinguishable from a missing one. Rows come back as the typed rows of
+:mod:`chatgate.domain.logs`. Log *inserts* go through the group-commit ``LogWriter`` (on
+``Store``) like chat logs, except a POST /v4/logs that brings columns a chat never sets or
+feedback: those logs are inserted here, with their extras, in one transaction
+(:meth:`LogsRepo.insert_complete_logs`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -20,7 +21,20 @@ import sqlalchemy as sa
 
 from chatgate import ids
 from chatgate.domain import LogRecord
+from chatgate.domain.logs import (
+    FeedbackRow,
+    FeedbackType,
+    LogExtras,
+    LogFilter,
+    LogRef,
+    LogRow,
+    LogView,
+    Page,
+    SessionSummary,
+)
+from chatgate.domain.projects import ConfigRow, ProjectRow
 from chatgate.store import schema as t
+from chatgate.store.rows import row_as, rows_as
 
 if TYPE_CHECKING:
     from chatgate.store.sql import Store
@@ -29,6 +43,8 @@ FEEDBACK = "ann"  # Humanloop's prefix for feedback ids ("annotation")
 
 
 def _as_dict(row: sa.Row[Any]) -> dict[str, Any]:
+    """A row as the export's JSON Lines entries hold it: every column, as stored."""
+    # Column names can be str subclasses (quoted_name); plain str keys serialise everywhere.
     return {str(k): v for k, v in row._mapping.items()}
 
 
@@ -41,9 +57,12 @@ def decode(text: str | None) -> Any:
     return None if text is None else orjson.loads(text)
 
 
-def decoded_log(row: dict[str, Any]) -> dict[str, Any]:
-    """A log row with its JSON-text columns parsed."""
-    return {**row, "judgment": decode(row.get("judgment"))}
+def _log_row(row: sa.Row[Any]) -> LogRow:
+    return row_as(LogRow, row, judgment=decode(row.judgment))
+
+
+def _feedback_row(row: sa.Row[Any]) -> FeedbackRow:
+    return row_as(FeedbackRow, row, value=decode(row.value))
 
 
 def _like(term: str) -> str:
@@ -57,54 +76,80 @@ def _contains(column: sa.ColumnElement[Any], term: str) -> sa.ColumnElement[bool
     return text.like(_like(term), escape="\\")
 
 
-@dataclass(frozen=True, slots=True)
-class LogFilter:
-    """What ``GET /v4/logs`` narrows the caller's logs to (all optional, combined with AND)."""
-
-    project_id: str | None = None
-    session_id: str | None = None
-    search: str | None = None
-    metadata_search: str | None = None
-    start: float | None = None
-    end: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    rows: list[dict[str, Any]]
-    total: int
-
-
-@dataclass(slots=True)
-class LogExtras:
-    """The POST /v4/logs columns a chat log never has, written once its record is committed."""
-
-    log_id: str
-    values: dict[str, Any] = field(default_factory=dict)
-
-
 class LogsRepo:
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self.engine = store.engine
+        self._store = store
+        self._engine = store.engine
 
     # --- reading logs -----------------------------------------------------------------------
 
-    def list_logs(self, org_id: str, where: LogFilter, *, offset: int, limit: int) -> Page:
+    @staticmethod
+    def _log_query() -> sa.Select[Any]:
+        """Logs with the project's name and the session's and parent's reference ids."""
+        lg, p, s = t.logs, t.projects, t.sessions
+        parent = t.logs.alias("parent")
+        return (
+            sa.select(
+                lg,
+                p.c.name.label("project_name"),
+                s.c.reference_id.label("session_reference_id"),
+                parent.c.reference_id.label("parent_reference_id"),
+            )
+            .join(p, p.c.id == lg.c.project_id)
+            .outerjoin(s, s.c.id == lg.c.session_id)
+            .outerjoin(parent, parent.c.id == lg.c.parent_id)
+        )
+
+    def log(self, org_id: str, log_id: str) -> LogRow | None:
+        with self._engine.connect() as c:
+            row = c.execute(
+                self._log_query().where(t.logs.c.id == log_id, t.logs.c.org_id == org_id)
+            ).first()
+        return _log_row(row) if row else None
+
+    def log_ref(
+        self, org_id: str, *, log_id: str | None = None, reference_id: str | None = None
+    ) -> LogRef | None:
+        """The log with this id, or the newest with this reference id."""
+        lg = t.logs
+        query = sa.select(lg.c.id, lg.c.session_id).where(lg.c.org_id == org_id)
+        if log_id is not None:
+            query = query.where(lg.c.id == log_id)
+        else:
+            query = query.where(lg.c.reference_id == reference_id).order_by(lg.c.created_at.desc())
+        with self._engine.connect() as c:
+            row = c.execute(query.limit(1)).first()
+        return LogRef(row[0], row[1]) if row else None
+
+    def recent_logs(
+        self, *, org_id: str | None = None, project_id: str | None = None, limit: int = 20
+    ) -> list[LogRow]:
+        """The newest logs, of every organisation unless ``org_id`` is given (the CLI's view)."""
+        query = (
+            self._log_query().order_by(t.logs.c.created_at.desc(), t.logs.c.id.desc()).limit(limit)
+        )
+        if org_id:
+            query = query.where(t.logs.c.org_id == org_id)
+        if project_id:
+            query = query.where(t.logs.c.project_id == project_id)
+        with self._engine.connect() as c:
+            return [_log_row(row) for row in c.execute(query)]
+
+    def list_logs(self, org_id: str, where: LogFilter, *, offset: int, limit: int) -> Page[LogRow]:
         """One page of the caller's logs, newest first, with the total the filter matches."""
         lg = t.logs
         conditions = self.conditions(org_id, where)
         query = (
-            self.store._log_query()
+            self._log_query()
             .where(*conditions)
             .order_by(lg.c.created_at.desc(), lg.c.id.desc())
             .offset(offset)
             .limit(limit)
         )
         count = sa.select(sa.func.count()).select_from(lg).where(*conditions)
-        with self.engine.connect() as c:
+        with self._engine.connect() as c:
             total = int(c.scalar(count) or 0)
-            rows = [_as_dict(r) for r in c.execute(query)] if offset < total else []
+            rows = [_log_row(r) for r in c.execute(query)] if offset < total else []
         return Page(rows, total)
 
     @staticmethod
@@ -135,46 +180,51 @@ class LogsRepo:
             conditions.append(lg.c.created_at <= where.end)
         return conditions
 
-    def configs(self, org_id: str, config_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    def views(self, org_id: str, rows: Sequence[LogRow]) -> list[LogView]:
+        """The logs with their configs and feedback (one query for each, whatever the count)."""
+        configs = self.configs(org_id, [r.config_id for r in rows])
+        feedback = self.feedback_for(org_id, [r.id for r in rows])
+        return [LogView(r, configs.get(r.config_id), tuple(feedback[r.id])) for r in rows]
+
+    def configs(self, org_id: str, config_ids: Sequence[str]) -> dict[str, ConfigRow]:
         m = t.model_configs
         if not config_ids:
             return {}
-        with self.engine.connect() as c:
+        with self._engine.connect() as c:
             rows = c.execute(sa.select(m).where(m.c.org_id == org_id, m.c.id.in_(set(config_ids))))
-            return {str(r.id): _as_dict(r) for r in rows}
+            return {str(r.id): row_as(ConfigRow, r) for r in rows}
 
-    def feedback_for(
-        self, org_id: str, log_ids: Sequence[str], *, raw: bool = False
-    ) -> dict[str, list[dict[str, Any]]]:
-        """Each log's feedback, oldest first; ``raw`` keeps values as stored (JSON text)."""
-        f = t.feedback
-        out: dict[str, list[dict[str, Any]]] = {log_id: [] for log_id in log_ids}
-        if not log_ids:
-            return out
-        with self.engine.connect() as c:
-            rows = c.execute(
-                sa.select(f)
-                .where(f.c.org_id == org_id, f.c.log_id.in_(set(log_ids)))
-                .order_by(f.c.created_at, f.c.id)
-            )
-            for row in rows:
-                item = _as_dict(row)
-                if not raw:
-                    item["value"] = decode(item["value"])
-                out[row.log_id].append(item)
+    def feedback_for(self, org_id: str, log_ids: Sequence[str]) -> dict[str, list[FeedbackRow]]:
+        """Each log's feedback, oldest first."""
+        out: dict[str, list[FeedbackRow]] = {log_id: [] for log_id in log_ids}
+        for row in self._feedback_rows(org_id, log_ids):
+            out[row.log_id].append(_feedback_row(row))
         return out
+
+    def _feedback_rows(self, org_id: str, log_ids: Sequence[str]) -> list[sa.Row[Any]]:
+        f = t.feedback
+        if not log_ids:
+            return []
+        with self._engine.connect() as c:
+            return list(
+                c.execute(
+                    sa.select(f)
+                    .where(f.c.org_id == org_id, f.c.log_id.in_(set(log_ids)))
+                    .order_by(f.c.created_at, f.c.id)
+                )
+            )
 
     def log_project(self, org_id: str, log_id: str) -> str | None:
         """The project of a log of the caller's organisation (None: no such log)."""
         lg = t.logs
-        with self.engine.connect() as c:
+        with self._engine.connect() as c:
             found = c.scalar(
                 sa.select(lg.c.project_id).where(lg.c.id == log_id, lg.c.org_id == org_id)
             )
         return str(found) if found is not None else None
 
     def log_id_by_reference(self, org_id: str, reference_id: str) -> str | None:
-        ref = self.store.log_ref(org_id, reference_id=reference_id)
+        ref = self.log_ref(org_id, reference_id=reference_id)
         return ref.id if ref else None
 
     # --- changing logs ----------------------------------------------------------------------
@@ -183,13 +233,13 @@ class LogsRepo:
         self,
         records: Sequence[LogRecord],
         extras: Sequence[LogExtras],
-        feedback: Sequence[dict[str, Any]],
+        feedback: Sequence[FeedbackRow],
     ) -> None:
         """Insert logs with their POST-only columns and their feedback in one transaction: a
         crash or failure leaves all of it or none, never a log without what came with it."""
         lg = t.logs
-        with self.engine.begin() as c:
-            self.store.insert_logs_in(c, records)
+        with self._engine.begin() as c:
+            self._store.insert_logs_in(c, records)
             for extra in extras:
                 if extra.values:
                     values = dict(extra.values)
@@ -197,13 +247,11 @@ class LogsRepo:
                         values["judgment"] = encode(values["judgment"])
                     c.execute(lg.update().where(lg.c.id == extra.log_id).values(**values))
             if feedback:
-                c.execute(
-                    t.feedback.insert(), [{**f, "value": encode(f["value"])} for f in feedback]
-                )
+                c.execute(t.feedback.insert(), [_feedback_values(f) for f in feedback])
 
     def update_log(self, org_id: str, log_id: str, values: dict[str, Any]) -> bool:
         lg = t.logs
-        with self.engine.begin() as c:
+        with self._engine.begin() as c:
             result = c.execute(
                 lg.update()
                 .where(lg.c.id == log_id, lg.c.org_id == org_id)
@@ -216,7 +264,7 @@ class LogsRepo:
         lg, f = t.logs, t.feedback
         if not log_ids:
             return 0
-        with self.engine.begin() as c:
+        with self._engine.begin() as c:
             owned = [
                 str(r[0])
                 for r in c.execute(
@@ -231,11 +279,19 @@ class LogsRepo:
 
     # --- feedback ---------------------------------------------------------------------------
 
-    def feedback_types(self, project_id: str) -> dict[str, dict[str, Any]]:
+    def feedback_types(self, project_id: str) -> dict[str, FeedbackType]:
+        """The project's feedback types by name, in name order."""
+        return {
+            str(r.type): row_as(FeedbackType, r, class_=r._mapping["class"])
+            for r in self._feedback_type_rows(project_id)
+        }
+
+    def _feedback_type_rows(self, project_id: str) -> list[sa.Row[Any]]:
         ft = t.feedback_types
-        with self.engine.connect() as c:
-            rows = c.execute(sa.select(ft).where(ft.c.project_id == project_id).order_by(ft.c.type))
-            return {str(r.type): _as_dict(r) for r in rows}
+        with self._engine.connect() as c:
+            return list(
+                c.execute(sa.select(ft).where(ft.c.project_id == project_id).order_by(ft.c.type))
+            )
 
     def put_feedback_type(
         self, project_id: str, type_: str, class_: str, values: list[dict[str, Any]]
@@ -244,7 +300,7 @@ class LogsRepo:
         ft = t.feedback_types
         now = time.time()
         key = [ft.c.project_id == project_id, ft.c.type == type_]
-        with self.engine.begin() as c:
+        with self._engine.begin() as c:
             updated = c.execute(
                 ft.update()
                 .where(*key)
@@ -267,7 +323,7 @@ class LogsRepo:
     def submit_feedback(
         self,
         org_id: str,
-        items: Sequence[dict[str, Any]],
+        items: Sequence[FeedbackRow],
         unset: Sequence[tuple[str, str, Any]],
     ) -> None:
         """Add feedback rows, atomically.
@@ -276,7 +332,7 @@ class LogsRepo:
         it when value is None, else the items with exactly that value.
         """
         f = t.feedback
-        with self.engine.begin() as c:
+        with self._engine.begin() as c:
             for log_id, type_, value in unset:
                 match = [f.c.org_id == org_id, f.c.log_id == log_id, f.c.type == type_]
                 if value is not None:
@@ -288,13 +344,13 @@ class LogsRepo:
                     match.append(f.c.id.in_(doomed))
                 c.execute(f.delete().where(*match))
             if items:
-                c.execute(f.insert(), [{**i, "value": encode(i["value"])} for i in items])
+                c.execute(f.insert(), [_feedback_values(i) for i in items])
 
     # --- sessions ---------------------------------------------------------------------------
 
     def create_session(self, org_id: str) -> str:
         session_id = ids.new_id(ids.SESSION)
-        with self.engine.begin() as c:
+        with self._engine.begin() as c:
             c.execute(
                 t.sessions.insert().values(
                     id=session_id, org_id=org_id, reference_id=None, created_at=time.time()
@@ -304,14 +360,14 @@ class LogsRepo:
 
     def project_session_ids(
         self, org_id: str, project_id: str, *, offset: int, limit: int
-    ) -> tuple[list[str], int]:
+    ) -> Page[str]:
         """Sessions with a log in the project, newest first, and how many there are."""
         s, lg = t.sessions, t.logs
         in_project = sa.select(lg.c.session_id).where(
             lg.c.org_id == org_id, lg.c.project_id == project_id, lg.c.session_id.is_not(None)
         )
         where = [s.c.org_id == org_id, s.c.id.in_(in_project)]
-        with self.engine.connect() as c:
+        with self._engine.connect() as c:
             total = int(c.scalar(sa.select(sa.func.count()).select_from(s).where(*where)) or 0)
             found = c.execute(
                 sa.select(s.c.id)
@@ -320,13 +376,52 @@ class LogsRepo:
                 .offset(offset)
                 .limit(limit)
             )
-            return [str(r[0]) for r in found], total
+            return Page([str(r[0]) for r in found], total)
+
+    def session_summary(self, org_id: str, session_id: str) -> SessionSummary | None:
+        """The session with the projects of its logs, their count, first inputs and last output."""
+        s, lg, p = t.sessions, t.logs, t.projects
+        in_session = lg.c.session_id == session_id
+        order = (lg.c.created_at, lg.c.id)
+        with self._engine.connect() as c:
+            session = c.execute(
+                sa.select(s).where(s.c.id == session_id, s.c.org_id == org_id)
+            ).first()
+            if session is None:
+                return None
+            count = int(c.scalar(sa.select(sa.func.count()).select_from(lg).where(in_session)) or 0)
+            projects = rows_as(
+                ProjectRow,
+                c.execute(
+                    sa.select(p)
+                    .where(p.c.id.in_(sa.select(lg.c.project_id).where(in_session)))
+                    .order_by(p.c.created_at)
+                ),
+            )
+            first = c.execute(
+                sa.select(lg.c.inputs).where(in_session).order_by(*order).limit(1)
+            ).first()
+            last = c.execute(
+                sa.select(lg.c.output, lg.c.created_at)
+                .where(in_session)
+                .order_by(*(col.desc() for col in order))
+                .limit(1)
+            ).first()
+        return row_as(
+            SessionSummary,
+            session,
+            projects=tuple(projects),
+            datapoints_count=count,
+            first_inputs=first[0] if first else None,
+            last_output=last[0] if last else None,
+            updated_at=last[1] if last else session.created_at,
+        )
 
     # --- JSON Lines export and import ---------------------------------------------------------
 
     def count_project_logs(self, org_id: str, project_id: str) -> int:
         lg = t.logs
-        with self.engine.connect() as c:
+        with self._engine.connect() as c:
             return int(
                 c.scalar(
                     sa.select(sa.func.count())
@@ -346,12 +441,12 @@ class LogsRepo:
         another database.
         """
         lg, p, s, m = t.logs, t.projects, t.sessions, t.model_configs
-        with self.engine.connect() as c:
+        with self._engine.connect() as c:
             project_row = c.execute(sa.select(p).where(p.c.id == project_id)).first()
         if project_row is None:
             return
         project = _as_dict(project_row)
-        project["feedback_types"] = list(self.feedback_types(project_id).values())
+        project["feedback_types"] = [_as_dict(r) for r in self._feedback_type_rows(project_id)]
         after: tuple[float, str] | None = None
         while True:
             query = sa.select(lg).where(lg.c.org_id == org_id, lg.c.project_id == project_id)
@@ -362,7 +457,7 @@ class LogsRepo:
                         sa.and_(lg.c.created_at == after[0], lg.c.id > after[1]),
                     )
                 )
-            with self.engine.connect() as c:
+            with self._engine.connect() as c:
                 rows = [
                     _as_dict(r)
                     for r in c.execute(query.order_by(lg.c.created_at, lg.c.id).limit(batch))
@@ -380,7 +475,10 @@ class LogsRepo:
                         sa.select(m).where(m.c.id.in_({r["config_id"] for r in rows}))
                     )
                 }
-            feedback = self.feedback_for(org_id, [r["id"] for r in rows], raw=True)
+            # As stored: feedback values stay JSON text.
+            feedback: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
+            for item in self._feedback_rows(org_id, [r["id"] for r in rows]):
+                feedback[item.log_id].append(_as_dict(item))
             for row in rows:
                 yield {
                     "log": row,
@@ -400,7 +498,7 @@ class LogsRepo:
         in this organisation, is an error: the ids could not be preserved.
         """
         lg, f = t.logs, t.feedback
-        with self.engine.begin() as c:
+        with self._engine.begin() as c:
             project = dict(entry["project"])
             feedback_types = project.pop("feedback_types", [])
             self._ensure(c, t.projects, org_id, project, natural=("name",))
@@ -457,3 +555,15 @@ class LogsRepo:
                 {k: v for k, v in {**row, "org_id": org_id}.items() if k in known}
             )
         )
+
+
+def _feedback_values(row: FeedbackRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "org_id": row.org_id,
+        "log_id": row.log_id,
+        "type": row.type,
+        "value": encode(row.value),
+        "user": row.user,
+        "created_at": row.created_at,
+    }

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from sqlalchemy.util import greenlet_spawn
 
 from chatgate.domain import LogRecord
-from chatgate.domain.logs import LogRef
 from chatgate.errors import ChatgateError, DatabaseBusy, DatabaseUnreachable, ValueRefused
 from chatgate.store import schema as t
 from chatgate.store.engine import Driver, create_async_engine, create_engine, uses_asyncpg
@@ -182,47 +181,7 @@ class Store:
 
     # --- projects, sessions, configs: in ProjectsRepo (store.projects) ----------------------
 
-    # TODO(issue 13): forwarding for routes not yet migrated (api/routes/logs.py, sessions.py,
-    # feedback.py and session_summary below still take these rows as dicts).
-    def project(self, org_id: str, project_id: str) -> dict[str, Any] | None:
-        row = self.projects.project(org_id, project_id)
-        return dataclasses.asdict(row) if row else None
-
-    # TODO(issue 13): forwarding for routes not yet migrated
-    def session(self, org_id: str, session_id: str) -> dict[str, Any] | None:
-        row = self.projects.session(org_id, session_id)
-        return dataclasses.asdict(row) if row else None
-
-    # TODO(issue 13): forwarding for routes not yet migrated
-    def config(self, org_id: str, config_id: str) -> dict[str, Any] | None:
-        row = self.projects.config(org_id, config_id)
-        return dataclasses.asdict(row) if row else None
-
-    # TODO(issue 13): forwarding for routes not yet migrated (api/routes/logs.py)
-    def get_or_create_config(
-        self,
-        org_id: str,
-        fingerprint: str,
-        body: dict[str, Any],
-        name: str | None,
-        description: str | None,
-    ) -> str:
-        return self.projects.get_or_create_config(org_id, fingerprint, body, name, description)
-
-    # --- logs -------------------------------------------------------------------------------
-
-    def log_ref(
-        self, org_id: str, *, log_id: str | None = None, reference_id: str | None = None
-    ) -> LogRef | None:
-        lg = t.logs
-        query = sa.select(lg.c.id, lg.c.session_id).where(lg.c.org_id == org_id)
-        if log_id is not None:
-            query = query.where(lg.c.id == log_id)
-        else:
-            query = query.where(lg.c.reference_id == reference_id).order_by(lg.c.created_at.desc())
-        with self.engine.connect() as c:
-            row = c.execute(query.limit(1)).first()
-        return LogRef(row[0], row[1]) if row else None
+    # --- log inserts (the writer's; everything else about logs: store.logs) -------------------
 
     def insert_logs(self, records: Iterable[LogRecord]) -> None:
         with self.engine.begin() as c:
@@ -288,83 +247,3 @@ class Store:
         if isinstance(sqlstate, str) and sqlstate.startswith("22"):
             return True
         return isinstance(getattr(exc.orig, "__cause__", None), ValueError)
-
-    def _log_query(self) -> sa.Select[Any]:
-        lg, p, s = t.logs, t.projects, t.sessions
-        parent = t.logs.alias("parent")
-        return (
-            sa.select(
-                lg,
-                p.c.name.label("project_name"),
-                s.c.reference_id.label("session_reference_id"),
-                parent.c.reference_id.label("parent_reference_id"),
-            )
-            .join(p, p.c.id == lg.c.project_id)
-            .outerjoin(s, s.c.id == lg.c.session_id)
-            .outerjoin(parent, parent.c.id == lg.c.parent_id)
-        )
-
-    def log(self, org_id: str, log_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as c:
-            row = c.execute(
-                self._log_query().where(t.logs.c.id == log_id, t.logs.c.org_id == org_id)
-            ).first()
-        return _as_dict(row) if row else None
-
-    def recent_logs(
-        self, *, org_id: str | None = None, project_id: str | None = None, limit: int = 20
-    ) -> list[dict[str, Any]]:
-        query = (
-            self._log_query().order_by(t.logs.c.created_at.desc(), t.logs.c.id.desc()).limit(limit)
-        )
-        if org_id:
-            query = query.where(t.logs.c.org_id == org_id)
-        if project_id:
-            query = query.where(t.logs.c.project_id == project_id)
-        with self.engine.connect() as c:
-            return [_as_dict(row) for row in c.execute(query)]
-
-    def session_summary(self, org_id: str, session_id: str) -> dict[str, Any] | None:
-        """The session with the projects of its logs, their count, first inputs and last output."""
-        session = self.session(org_id, session_id)
-        if session is None:
-            return None
-        lg, p = t.logs, t.projects
-        with self.engine.connect() as c:
-            count = int(
-                c.scalar(
-                    sa.select(sa.func.count()).select_from(lg).where(lg.c.session_id == session_id)
-                )
-                or 0
-            )
-            projects = [
-                _as_dict(r)
-                for r in c.execute(
-                    sa.select(p)
-                    .where(
-                        p.c.id.in_(sa.select(lg.c.project_id).where(lg.c.session_id == session_id))
-                    )
-                    .order_by(p.c.created_at)
-                )
-            ]
-            order = (lg.c.created_at, lg.c.id)
-            first = c.execute(
-                sa.select(lg.c.inputs)
-                .where(lg.c.session_id == session_id)
-                .order_by(*order)
-                .limit(1)
-            ).first()
-            last = c.execute(
-                sa.select(lg.c.output, lg.c.created_at)
-                .where(lg.c.session_id == session_id)
-                .order_by(*(col.desc() for col in order))
-                .limit(1)
-            ).first()
-        session.update(
-            projects=projects,
-            datapoints_count=count,
-            first_inputs=first[0] if first else None,
-            last_output=last[0] if last else None,
-            updated_at=last[1] if last else session["created_at"],
-        )
-        return session

@@ -11,9 +11,7 @@ from chatgate.api.deps import OrgDep, StateDep
 from chatgate.api.errors import json_response
 from chatgate.api.params import MAX_PAGE, MAX_PAGE_SIZE, NO_NUL, page_bounds
 from chatgate.api.render import paginated, session_response
-from chatgate.api.routes.feedback import repo
 from chatgate.api.schemas.sessions import CreateSessionResponse, PaginatedSessions, SessionResponse
-from chatgate.errors import NotFound
 
 router = APIRouter(tags=["Sessions"], dependencies=NO_NUL)
 
@@ -27,8 +25,7 @@ router = APIRouter(tags=["Sessions"], dependencies=NO_NUL)
     description="Create a new session; log to it with its `session_id`.",
 )
 async def create_session(principal: OrgDep, state: StateDep) -> Response:
-    session_id = await state.store.call(repo(state).create_session, principal.org_id)
-    return json_response({"id": session_id}, 201)
+    return json_response({"id": await state.sessions.create(principal.org_id)}, 201)
 
 
 @router.get(
@@ -45,26 +42,14 @@ async def list_sessions(
     page: Annotated[int, Query(ge=0, le=MAX_PAGE, description="Page to fetch. Starts from 1.")] = 1,
     size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 10,
 ) -> Response:
-    org_id = principal.org_id
-    if await state.store.call(state.store.project, org_id, project_id) is None:
-        raise NotFound(f"project '{project_id}' not found")
     served, offset = page_bounds(page, size)
-    session_ids, total = await state.store.call(
-        repo(state).project_session_ids, org_id, project_id, offset=offset, limit=size
-    )
-    records = []
-    for session_id in session_ids:
-        summary = await state.store.call(state.store.session_summary, org_id, session_id)
-        if summary is not None:
-            records.append(session_response(summary))
-    return json_response(paginated(records, served, size, total))
+    found = await state.sessions.list(principal.org_id, project_id, offset=offset, limit=size)
+    records = [session_response(s) for s in found.rows]
+    return json_response(paginated(records, served, size, found.total))
 
 
 @router.get(
     "/sessions/{id}", summary="Get", operation_id="Sessions_get", response_model=SessionResponse
 )
 async def get_session(id: str, principal: OrgDep, state: StateDep) -> Response:
-    summary = await state.store.call(state.store.session_summary, principal.org_id, id)
-    if summary is None:
-        raise NotFound(f"session '{id}' not found")
-    return json_response(session_response(summary))
+    return json_response(session_response(await state.sessions.get(principal.org_id, id)))

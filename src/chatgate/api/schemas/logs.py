@@ -2,6 +2,7 @@
 
 ``LogRequest`` has no ``additionalProperties: false`` in the spec, so unknown keys are ignored;
 its ``config`` (``ModelConfigRequest``) has it, so unknown config keys are a 422, as for chat.
+``log_input`` and ``log_change`` turn the bodies into the log service's inputs.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from chatgate.api.schemas.common import (
     _Lenient,
     _Strict,
 )
-from chatgate.api.schemas.feedback import Feedback, FeedbackResponse
+from chatgate.api.schemas.feedback import Feedback, FeedbackResponse, feedback_input
 from chatgate.api.schemas.values import (
     Int64,
     JsonObject,
@@ -33,6 +34,10 @@ from chatgate.api.schemas.values import (
     ShortId,
     TokenCount,
 )
+from chatgate.domain import ModelConfig
+from chatgate.services.feedback import FeedbackInput
+from chatgate.services.logs import LogChange, LoggedConfig, LogInput, ToolConfig
+from chatgate.services.resolve import Placement
 
 Judgment = bool | Int64 | float | list[str] | str
 
@@ -60,6 +65,35 @@ class ModelConfigRequest(_Strict):
     tools: list[LinkedToolRequest | ModelConfigToolRequest] | None = None
     reasoning_effort: ReasoningEffort | None = None
     template_language: TemplateLanguage | None = None
+
+    def to_domain(self) -> LoggedConfig:
+        """The config as the log service takes it (organisation tools, which chatgate does not
+        have, are listed by id for the service to refuse)."""
+        inline = [t for t in self.tools or [] if isinstance(t, ModelConfigToolRequest)]
+        config = ModelConfig(
+            provider=self.provider,
+            model=self.model,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=self.stop,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            other=self.other,
+            seed=self.seed,
+            response_format=self.response_format.model_dump(exclude_none=True)
+            if self.response_format
+            else None,
+            endpoint=self.endpoint,
+            chat_template=tuple(m.to_domain() for m in self.chat_template or []),
+            tools=tuple(t.to_domain() for t in inline),
+            reasoning_effort=self.reasoning_effort,
+            template_language=self.template_language or "default",
+            name=self.name,
+            description=self.description,
+        )
+        linked = tuple(t.id for t in self.tools or [] if isinstance(t, LinkedToolRequest))
+        return LoggedConfig(config, self.prompt_template, linked_tool_ids=linked)
 
 
 class ToolConfigRequest(_Lenient):
@@ -104,10 +138,63 @@ class LogRequestBody(RootModel[list[LogRequest] | LogRequest]):
     """Body of ``POST /v4/logs``: one log or a list."""
 
 
+def log_input(item: LogRequest) -> LogInput:
+    config: LoggedConfig | ToolConfig | None = None
+    if isinstance(item.config, ModelConfigRequest):
+        config = item.config.to_domain()
+    elif isinstance(item.config, ToolConfigRequest):
+        config = ToolConfig(item.config.name)
+    feedback: FeedbackInput | list[FeedbackInput] | None = None
+    if isinstance(item.feedback, list):
+        feedback = [feedback_input(f) for f in item.feedback]
+    elif item.feedback is not None:
+        feedback = feedback_input(item.feedback)
+    return LogInput(
+        where=Placement(
+            project=item.project,
+            project_id=item.project_id,
+            session_id=item.session_id,
+            session_reference_id=item.session_reference_id,
+            parent_id=item.parent_id,
+            parent_reference_id=item.parent_reference_id,
+        ),
+        config_id=item.config_id,
+        config=config,
+        inputs=item.inputs,
+        source=item.source,
+        metadata=item.metadata,
+        save=item.save,
+        source_datapoint_id=item.source_datapoint_id,
+        reference_id=item.reference_id,
+        messages=tuple(m.to_domain() for m in item.messages) if item.messages is not None else None,
+        output=item.output,
+        output_message=item.output_message.to_domain() if item.output_message else None,
+        judgment=item.judgment,
+        environment=item.environment,
+        feedback=feedback,
+        created_at=item.created_at.timestamp() if item.created_at else None,
+        error=item.error,
+        stdout=item.stdout,
+        duration=item.duration,
+        prompt_tokens=item.prompt_tokens,
+        output_tokens=item.output_tokens,
+        prompt_cost=item.prompt_cost,
+        output_cost=item.output_cost,
+        provider_request=item.provider_request,
+        provider_response=item.provider_response,
+    )
+
+
 class UpdateLogRequest(_Lenient):
     output: str | None = None
     error: str | None = None
     duration: float | None = None
+
+
+def log_change(body: UpdateLogRequest) -> LogChange:
+    """Only the fields the body gives change (a field given as null is cleared)."""
+    given = body.model_fields_set & {"output", "error", "duration"}
+    return LogChange(**{name: getattr(body, name) for name in given})
 
 
 class CreateLogResponse(BaseModel):
