@@ -48,7 +48,7 @@ def test_every_200_has_its_log_committed(tmp_path: Path, fake: FakeOpenAI) -> No
                 response = http.post("/chat", json=BODY)
                 assert response.status_code == 200
                 log_id = response.json()["data"][0]["id"]
-                if reader.log(org_id, log_id) is None:  # read straight after the 200
+                if reader.logs.log(org_id, log_id) is None:  # read straight after the 200
                     missing.append(log_id)
                 with lock:
                     ids.append(log_id)

@@ -1,7 +1,8 @@
 """What a provider adapter is: a wire protocol that turns a :class:`ChatCall` into events.
 
 One module per wire protocol implements :class:`Wire`; vendors that reuse a protocol (Groq,
-DeepSeek, Ollama ...) are rows of :data:`chatgate.providers.REGISTRY`, not classes.
+DeepSeek, Ollama ...) are rows of the provider table (:data:`chatgate.providers.BUILTIN`, and
+the operator's named servers: :func:`chatgate.providers.build_registry`), not classes.
 """
 
 from __future__ import annotations
