@@ -1,6 +1,6 @@
 """The services, tested directly: every service built by ``open_state`` (the server's own
-composition) on a real SQLite file, with a scripted in-process wire instead of a provider.
-No HTTP server, no uvicorn.
+composition) on a real SQLite file (PostgreSQL in the CI's second pass), with a scripted
+in-process wire instead of a provider. No HTTP server, no uvicorn.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from chatgate.settings import Settings
 from chatgate.state import AppState, open_state
 from chatgate.store.sql import Store
 from chatgate.streaming import Finish, StreamEvent, TextDelta, UsageReport
+from tests.conftest import backend_url
 
 _T = TypeVar("_T")
 
@@ -104,10 +105,11 @@ class Services:
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Iterator[Services]:
+def services(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Services]:
+    """On a SQLite file; on a new PostgreSQL database when CHATGATE_TEST_BACKEND=postgres."""
     settings = Settings(
         data_dir=tmp_path / "data",
-        database_url=f"sqlite:///{tmp_path / 'data' / 'chatgate.db'}",
+        database_url=backend_url(request) or f"sqlite:///{tmp_path / 'data' / 'chatgate.db'}",
         vendor_env={},
     )
     (tmp_path / "data").mkdir()
