@@ -263,10 +263,10 @@ class LogService:
         """The stored config of a logged call (get-or-create by identity, as chat does)."""
         store = self._store
         if item.config_id is not None:
-            found = await store.call(store.logs.configs, org_id, [item.config_id])
-            if item.config_id not in found:
+            row = await store.call(store.projects.config, org_id, item.config_id)
+            if row is None:
                 raise NotFound(f"model config '{item.config_id}' not found")
-            return found[item.config_id]
+            return row
         if item.config is None:
             raise InvalidRequest.at(
                 (*loc, "config"), "config is required unless config_id is given", "missing"
@@ -294,8 +294,9 @@ class LogService:
                 config.name,
                 config.description,
             )
-        found = await store.call(store.logs.configs, org_id, [config_id])
-        return found[config_id]
+        created = await store.call(store.projects.config, org_id, config_id)
+        assert created is not None  # just got or created, and configs are never deleted
+        return created
 
     # --- updating and deleting ----------------------------------------------------------------
 

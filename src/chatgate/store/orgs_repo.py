@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from chatgate import ids
 from chatgate.domain.orgs import ApiKeyRow, SavedProviderKey
 from chatgate.store import schema as t
-from chatgate.store.rows import row_as, rows_as
+from chatgate.store.rows import one_as, row_as, rows_as
 
 if TYPE_CHECKING:
     from chatgate.store.sql import Store
@@ -71,9 +71,9 @@ class OrgsRepo:
         ).join(o, o.c.id == k.c.org_id)
 
     def api_key_by_prefix(self, prefix: str) -> ApiKeyRow | None:
-        with self._engine.connect() as c:
-            row = c.execute(self._key_query().where(t.api_keys.c.prefix == prefix)).first()
-        return row_as(ApiKeyRow, row) if row else None
+        return one_as(
+            self._engine, ApiKeyRow, self._key_query().where(t.api_keys.c.prefix == prefix)
+        )
 
     def list_api_keys(self, org_id: str | None = None) -> list[ApiKeyRow]:
         query = self._key_query().order_by(t.api_keys.c.created_at)

@@ -25,7 +25,7 @@ from chatgate.domain.projects import (
     SortOrder,
 )
 from chatgate.store import schema as t
-from chatgate.store.rows import row_as, rows_as
+from chatgate.store.rows import one_as, row_as, rows_as
 
 if TYPE_CHECKING:
     from chatgate.store.sql import Store
@@ -96,15 +96,15 @@ class ProjectsRepo:
 
     def project(self, org_id: str, project_id: str) -> ProjectRow | None:
         p = t.projects
-        with self._engine.connect() as c:
-            row = c.execute(sa.select(p).where(p.c.id == project_id, p.c.org_id == org_id)).first()
-        return row_as(ProjectRow, row) if row else None
+        return one_as(
+            self._engine, ProjectRow, sa.select(p).where(p.c.id == project_id, p.c.org_id == org_id)
+        )
 
     def project_by_name(self, org_id: str, name: str) -> ProjectRow | None:
         p = t.projects
-        with self._engine.connect() as c:
-            row = c.execute(sa.select(p).where(p.c.org_id == org_id, p.c.name == name)).first()
-        return row_as(ProjectRow, row) if row else None
+        return one_as(
+            self._engine, ProjectRow, sa.select(p).where(p.c.org_id == org_id, p.c.name == name)
+        )
 
     def create_project(self, org_id: str, name: str) -> ProjectRow | None:
         """A new project; None when the organisation already has one with that name."""
@@ -236,9 +236,9 @@ class ProjectsRepo:
 
     def session(self, org_id: str, session_id: str) -> SessionRow | None:
         s = t.sessions
-        with self._engine.connect() as c:
-            row = c.execute(sa.select(s).where(s.c.id == session_id, s.c.org_id == org_id)).first()
-        return row_as(SessionRow, row) if row else None
+        return one_as(
+            self._engine, SessionRow, sa.select(s).where(s.c.id == session_id, s.c.org_id == org_id)
+        )
 
     # --- model configs -------------------------------------------------------------------------
 
@@ -267,9 +267,9 @@ class ProjectsRepo:
 
     def config(self, org_id: str, config_id: str) -> ConfigRow | None:
         m = t.model_configs
-        with self._engine.connect() as c:
-            row = c.execute(sa.select(m).where(m.c.id == config_id, m.c.org_id == org_id)).first()
-        return row_as(ConfigRow, row) if row else None
+        return one_as(
+            self._engine, ConfigRow, sa.select(m).where(m.c.id == config_id, m.c.org_id == org_id)
+        )
 
     def register_config(self, org_id: str, project_id: str, config_id: str) -> None:
         """Record that ``config_id`` belongs to the project (idempotent; refreshes updated_at)."""

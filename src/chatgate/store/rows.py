@@ -32,3 +32,10 @@ def row_as(cls: type[_Row], row: Any, **extra: Any) -> _Row:
 
 def rows_as(cls: type[_Row], rows: Iterable[sa.Row[Any]]) -> list[_Row]:
     return [row_as(cls, row) for row in rows]
+
+
+def one_as(engine: sa.Engine, cls: type[_Row], query: sa.Select[Any]) -> _Row | None:
+    """The first row ``query`` finds, as ``cls``; None when it finds none."""
+    with engine.connect() as c:
+        row = c.execute(query).first()
+    return row_as(cls, row) if row is not None else None
